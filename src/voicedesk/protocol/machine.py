@@ -1,0 +1,499 @@
+"""The conversation state machine, sans I/O.
+
+A driver (``voicedesk.session``) feeds it what happens on the wire and in the audio
+device, and takes out two things after every input:
+
+- :meth:`ConversationCore.data_to_send`: JSON text frames to write to the socket;
+- :meth:`ConversationCore.events_received`: typed events to act on and show.
+
+Call order for one conversation::
+
+    start() -> connection_opened() -> receive_frame()*  -> audio_ready() -> ...
+    ... -> end() -> connection_closed()        (or start_failed() at any point before)
+
+Every path ends in ``connection_closed()`` or ``start_failed()``, which emit exactly
+one :class:`Disconnected` and leave the core ready for the next ``start()``.
+Rules cite ``convai-protocol.md``, "Behaviour of the reference client".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from voicedesk.protocol.errors import (
+    NORMAL_CLOSURE,
+    USER_ENDED_REASON,
+    DisconnectDetails,
+    DisconnectReason,
+    details_for_server_close,
+    details_for_user_end,
+    server_error_sentence,
+)
+from voicedesk.protocol.events import (
+    AgentAudio,
+    AgentResponse,
+    AgentToolResponse,
+    ClientMessage,
+    ClientToolCall,
+    ClientToolResult,
+    ContextualUpdate,
+    ConversationInitiationMetadata,
+    Feedback,
+    InitiationClientData,
+    Interruption,
+    MalformedFrame,
+    Ping,
+    Pong,
+    ServerError,
+    ServerEvent,
+    UserActivity,
+    UserAudioChunk,
+    UserMessage,
+)
+from voicedesk.protocol.formats import AudioFormat, UnsupportedFormatError, parse_audio_format
+from voicedesk.protocol.parse import parse_server_frame, serialize
+
+logger = logging.getLogger(__name__)
+
+AGENT_ENDED_REASON = "Agent ended conversation"
+SERVER_ERROR_REASON = "Client closing after server error"
+END_CALL_TOOL = "end_call"
+
+
+class Status(StrEnum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTING = "disconnecting"
+
+
+class Mode(StrEnum):
+    LISTENING = "listening"
+    SPEAKING = "speaking"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class ModeChanged:
+    mode: Mode
+
+
+@dataclass(frozen=True, slots=True)
+class CanSendFeedbackChanged:
+    can_send_feedback: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataReceived:
+    """The formats are known: the driver starts audio now, then calls ``audio_ready()``."""
+
+    conversation_id: str
+    agent_output_format: AudioFormat
+    user_input_format: AudioFormat
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    details: DisconnectDetails
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyMeasured:
+    """Round-trip latency to the agent service, from ``ping_event.ping_ms``."""
+
+    ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReported:
+    """A sentence for the user. ``fatal`` errors also end the conversation."""
+
+    message: str
+    error_type: str | None = None
+    fatal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequested:
+    """The driver must close the socket with this code and reason."""
+
+    code: int
+    reason: str
+
+
+CoreEvent = (
+    ServerEvent
+    | StatusChanged
+    | ModeChanged
+    | CanSendFeedbackChanged
+    | MetadataReceived
+    | Connected
+    | Disconnected
+    | LatencyMeasured
+    | ErrorReported
+    | CloseRequested
+)
+
+
+class ConversationCore:
+    """Protocol state of one conversation at a time. Not thread-safe: one driver owns it."""
+
+    def __init__(self) -> None:
+        self._status = Status.DISCONNECTED
+        self._mode = Mode.LISTENING
+        self._outgoing: list[str] = []
+        self._events: list[CoreEvent] = []
+        self._reset_conversation()
+
+    def _reset_conversation(self) -> None:
+        self._initiation: InitiationClientData | None = None
+        self._conversation_id: str | None = None
+        self._agent_output_format: AudioFormat | None = None
+        self._user_input_format: AudioFormat | None = None
+        self._interruption_event_id: int | None = None
+        self._feedback_event_id: int | None = None
+        self._last_rated_event_id: int | None = None
+        self._pending_tool_calls: dict[str, ClientToolCall] = {}
+        self._ending: DisconnectDetails | None = None
+        self._malformed_reported = False
+
+    # ------------------------------------------------------------------ state, read-only
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def is_speaking(self) -> bool:
+        return self._mode is Mode.SPEAKING
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self._conversation_id
+
+    @property
+    def agent_output_format(self) -> AudioFormat | None:
+        return self._agent_output_format
+
+    @property
+    def user_input_format(self) -> AudioFormat | None:
+        return self._user_input_format
+
+    @property
+    def can_send_feedback(self) -> bool:
+        return (
+            self._status is Status.CONNECTED
+            and self._feedback_event_id is not None
+            and self._feedback_event_id != self._last_rated_event_id
+        )
+
+    @property
+    def feedback_event_id(self) -> int | None:
+        """The ``event_id`` a like/dislike would rate now, or ``None``."""
+        return self._feedback_event_id if self.can_send_feedback else None
+
+    @property
+    def interruption_event_id(self) -> int | None:
+        return self._interruption_event_id
+
+    @property
+    def pending_tool_calls(self) -> tuple[ClientToolCall, ...]:
+        return tuple(self._pending_tool_calls.values())
+
+    # ------------------------------------------------------------------ outputs
+
+    def data_to_send(self) -> list[str]:
+        """Frames to write, oldest first; the list is emptied."""
+        frames, self._outgoing = self._outgoing, []
+        return frames
+
+    def events_received(self) -> list[CoreEvent]:
+        """Events to act on, oldest first; the list is emptied."""
+        events, self._events = self._events, []
+        return events
+
+    # ------------------------------------------------------------------ lifecycle inputs
+
+    def start(self, initiation: InitiationClientData) -> None:
+        """The user starts a conversation. Only from ``disconnected``."""
+        if self._status is not Status.DISCONNECTED:
+            raise RuntimeError(f"cannot start a conversation while {self._status}")
+        self._reset_conversation()
+        self._initiation = initiation
+        self._set_status(Status.CONNECTING)
+
+    def connection_opened(self) -> None:
+        """The socket is open: the initiation message goes first (reference, "Connecting")."""
+        if self._status is not Status.CONNECTING or self._initiation is None:
+            return
+        self._queue(self._initiation)
+
+    def audio_ready(self) -> None:
+        """Audio runs in the negotiated formats (or the session is text-only): connected."""
+        if self._status is Status.CONNECTING and self._conversation_id is not None:
+            self._set_status(Status.CONNECTED)
+            self._events.append(Connected(self._conversation_id))
+
+    def end(self) -> bool:
+        """The user ends the conversation. Returns ``False`` when there is nothing to end."""
+        if self._status not in (Status.CONNECTING, Status.CONNECTED):
+            return False
+        self._begin_end(details_for_user_end(), NORMAL_CLOSURE, USER_ENDED_REASON)
+        return True
+
+    def connection_closed(self, code: int | None, reason: str | None) -> None:
+        """The socket is closed (``code`` ``None``: lost without a close frame)."""
+        if self._status is Status.DISCONNECTED:
+            return
+        details = self._ending or details_for_server_close(code, reason)
+        if details.close_code is None and code is not None:
+            details = DisconnectDetails(
+                details.reason, details.message, code, reason, details.error_type
+            )
+        self._finish(details)
+
+    def start_failed(self, message: str) -> None:
+        """Starting failed before a conversation existed (auth, DNS, refused, timeout)."""
+        if self._status is Status.DISCONNECTED:
+            return
+        self._finish(DisconnectDetails(DisconnectReason.ERROR, message))
+
+    def fail(self, message: str, error_type: str | None = None) -> None:
+        """The client itself must end the conversation with an error (e.g. audio died)."""
+        if self._status not in (Status.CONNECTING, Status.CONNECTED):
+            return
+        details = DisconnectDetails(DisconnectReason.ERROR, message, error_type=error_type)
+        self._events.append(ErrorReported(message, error_type, fatal=True))
+        self._begin_end(details, NORMAL_CLOSURE, "Client error")
+
+    # ------------------------------------------------------------------ audio inputs
+
+    def playback_started(self) -> None:
+        if self._status is Status.CONNECTED:
+            self._set_mode(Mode.SPEAKING)
+
+    def playback_stopped(self) -> None:
+        self._set_mode(Mode.LISTENING)
+
+    # ------------------------------------------------------------------ user inputs
+
+    def send_user_audio(self, audio: bytes) -> bool:
+        """Queue a microphone chunk; only once connected (formats known)."""
+        return self._send_if_connected(UserAudioChunk(audio))
+
+    def send_user_message(self, text: str) -> bool:
+        return self._send_if_connected(UserMessage(text))
+
+    def send_contextual_update(self, text: str) -> bool:
+        return self._send_if_connected(ContextualUpdate(text))
+
+    def send_user_activity(self) -> bool:
+        return self._send_if_connected(UserActivity())
+
+    def send_feedback(self, like: bool) -> bool:
+        """Rate the latest agent response, once. ``False`` when not eligible."""
+        event_id = self.feedback_event_id
+        if event_id is None:
+            return False
+        self._queue(Feedback("like" if like else "dislike", event_id))
+        self._last_rated_event_id = event_id
+        self._events.append(CanSendFeedbackChanged(False))
+        return True
+
+    def send_tool_result(self, tool_call_id: str, result: str, *, is_error: bool) -> bool:
+        """Answer a pending tool call. ``False`` if it is not pending (answered, or ended)."""
+        if tool_call_id not in self._pending_tool_calls:
+            return False
+        del self._pending_tool_calls[tool_call_id]
+        return self._send_if_connected(ClientToolResult(tool_call_id, result, is_error))
+
+    # ------------------------------------------------------------------ wire input
+
+    def receive_frame(self, frame: str | bytes) -> None:
+        """One frame from the server. Never raises."""
+        if self._status is Status.DISCONNECTED:
+            return
+        self.receive_event(parse_server_frame(frame))
+
+    def receive_event(self, event: ServerEvent) -> None:
+        match event:
+            case ConversationInitiationMetadata():
+                self._on_metadata(event)
+            case AgentAudio():
+                self._on_audio(event)
+            case AgentResponse():
+                self._events.append(event)
+                self._on_agent_response(event)
+            case Interruption():
+                self._on_interruption(event)
+            case Ping():
+                self._on_ping(event)
+            case ClientToolCall():
+                self._on_tool_call(event)
+            case AgentToolResponse():
+                self._events.append(event)
+                if event.tool_name == END_CALL_TOOL and not event.is_error:
+                    self._agent_ended()
+            case ServerError():
+                self._on_server_error(event)
+            case MalformedFrame():
+                self._on_malformed(event)
+            case _:
+                self._events.append(event)
+
+    # ------------------------------------------------------------------ handlers
+
+    def _on_metadata(self, event: ConversationInitiationMetadata) -> None:
+        if self._status is not Status.CONNECTING or self._conversation_id is not None:
+            logger.debug("ignoring repeated conversation metadata")
+            return
+        try:
+            output_format = parse_audio_format(event.agent_output_audio_format)
+            input_format = parse_audio_format(event.user_input_audio_format)
+        except UnsupportedFormatError as exc:
+            self.fail(
+                f"The agent uses an audio format voicedesk cannot handle ({exc}). "
+                "Choose a PCM or μ-law format in the agent's voice settings.",
+                "unsupported_audio_format",
+            )
+            return
+        self._conversation_id = event.conversation_id
+        self._agent_output_format = output_format
+        self._user_input_format = input_format
+        self._events.append(MetadataReceived(event.conversation_id, output_format, input_format))
+
+    def _on_audio(self, event: AgentAudio) -> None:
+        # Interruption filter: strictly older audio belongs to a reply the user cut off;
+        # an equal id is the new reply and plays.
+        last = self._interruption_event_id
+        if last is not None and event.event_id is not None and event.event_id < last:
+            logger.debug("dropping stale audio of event %s (interrupted at %s)", event.event_id, last)
+            return
+        self._events.append(event)
+
+    def _on_agent_response(self, event: AgentResponse) -> None:
+        if event.event_id is None:
+            return
+        was = self.can_send_feedback
+        self._feedback_event_id = event.event_id
+        self._update_feedback(was)
+
+    def _on_interruption(self, event: Interruption) -> None:
+        if event.event_id is not None:
+            previous = self._interruption_event_id
+            if previous is None or event.event_id > previous:
+                self._interruption_event_id = event.event_id
+        self._events.append(event)
+        self._set_mode(Mode.LISTENING)
+
+    def _on_ping(self, event: Ping) -> None:
+        # Answer at once, whatever the state (reference, "Ping").
+        self._queue(Pong(event.event_id))
+        if event.ping_ms is not None:
+            self._events.append(LatencyMeasured(event.ping_ms))
+
+    def _on_tool_call(self, event: ClientToolCall) -> None:
+        if event.tool_call_id in self._pending_tool_calls:
+            logger.warning("ignoring repeated client tool call %s", event.tool_call_id)
+            return
+        self._pending_tool_calls[event.tool_call_id] = event
+        self._events.append(event)
+
+    def _on_server_error(self, event: ServerError) -> None:
+        sentence = server_error_sentence(event.message, event.error_type)
+        self._events.append(event)
+        if self._status not in (Status.CONNECTING, Status.CONNECTED):
+            return
+        self._events.append(ErrorReported(sentence, event.error_type, fatal=True))
+        details = DisconnectDetails(
+            DisconnectReason.ERROR, sentence, event.code, event.message, event.error_type
+        )
+        self._begin_end(details, NORMAL_CLOSURE, SERVER_ERROR_REASON)
+
+    def _on_malformed(self, event: MalformedFrame) -> None:
+        logger.warning("ignoring malformed frame (%s): %s", event.reason, event.excerpt)
+        self._events.append(event)
+        if not self._malformed_reported:
+            self._malformed_reported = True
+            self._events.append(
+                ErrorReported(
+                    "The agent sent a message voicedesk could not read; it was skipped and "
+                    "the conversation goes on.",
+                    "malformed_frame",
+                )
+            )
+
+    def _agent_ended(self) -> None:
+        if self._status not in (Status.CONNECTING, Status.CONNECTED):
+            return
+        details = DisconnectDetails(
+            DisconnectReason.AGENT,
+            "The agent ended the conversation.",
+            NORMAL_CLOSURE,
+            AGENT_ENDED_REASON,
+        )
+        self._begin_end(details, NORMAL_CLOSURE, AGENT_ENDED_REASON)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _begin_end(self, details: DisconnectDetails, code: int, reason: str) -> None:
+        self._ending = details
+        self._set_status(Status.DISCONNECTING)
+        self._set_mode(Mode.LISTENING)
+        self._events.append(CloseRequested(code, reason))
+
+    def _finish(self, details: DisconnectDetails) -> None:
+        had_feedback = self.can_send_feedback
+        self._set_mode(Mode.LISTENING)
+        self._status = Status.DISCONNECTED
+        logger.info("conversation ended: %s (%s)", details.reason, details.message)
+        self._events.append(StatusChanged(Status.DISCONNECTED))
+        if had_feedback:
+            self._events.append(CanSendFeedbackChanged(False))
+        self._events.append(Disconnected(details))
+        self._reset_conversation()
+
+    def _send_if_connected(self, msg: ClientMessage) -> bool:
+        if self._status is not Status.CONNECTED:
+            return False
+        self._queue(msg)
+        return True
+
+    def _queue(self, msg: ClientMessage) -> None:
+        self._outgoing.append(serialize(msg))
+
+    def _set_status(self, status: Status) -> None:
+        if status is self._status:
+            return
+        logger.info("status %s -> %s", self._status, status)
+        was_feedback = self.can_send_feedback
+        self._status = status
+        self._events.append(StatusChanged(status))
+        self._update_feedback(was_feedback)
+
+    def _set_mode(self, mode: Mode) -> None:
+        if mode is self._mode:
+            return
+        logger.debug("mode %s -> %s", self._mode, mode)
+        self._mode = mode
+        self._events.append(ModeChanged(mode))
+
+    def _update_feedback(self, was: bool) -> None:
+        now = self.can_send_feedback
+        if now != was:
+            self._events.append(CanSendFeedbackChanged(now))

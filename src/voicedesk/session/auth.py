@@ -1,0 +1,65 @@
+"""Getting a signed URL for a private agent through the elevenlabs SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from voicedesk.protocol.errors import api_error_sentence
+from voicedesk.session.endpoints import http_base
+
+logger = logging.getLogger(__name__)
+
+
+class AuthError(Exception):
+    """Getting a signed URL failed; the message is a sentence for the user."""
+
+
+def _error_code(body: Any) -> str | None:
+    # The API answers {"detail": {"status": "invalid_api_key", "message": "…"}}.
+    if isinstance(body, dict):
+        detail = body.get("detail", body)
+        if isinstance(detail, dict):
+            for key in ("status", "code", "error"):
+                value = detail.get(key)
+                if isinstance(value, str):
+                    return value
+    return None
+
+
+def fetch_signed_url_blocking(server_url: str, agent_id: str, api_key: str, timeout_s: float) -> str:
+    """Ask the REST API for a signed URL. Blocks: call it off the event loop."""
+    # The SDK costs ~0.4 s to import; only private agents pay for it, and only here.
+    import httpx
+    from elevenlabs.client import ElevenLabs
+    from elevenlabs.core.api_error import ApiError
+
+    client = ElevenLabs(api_key=api_key, base_url=http_base(server_url), timeout=timeout_s)
+    try:
+        response = client.conversational_ai.conversations.get_signed_url(agent_id=agent_id)
+    except ApiError as exc:
+        code = _error_code(exc.body)
+        logger.warning("signed URL request failed: HTTP %s (%s)", exc.status_code, code)
+        raise AuthError(api_error_sentence(code, exc.status_code)) from None
+    except httpx.TimeoutException:
+        raise AuthError(
+            f"ElevenLabs did not answer within {timeout_s:g} s. Check your network and try again."
+        ) from None
+    except httpx.HTTPError as exc:
+        logger.warning("signed URL request failed: %s", type(exc).__name__)
+        raise AuthError(
+            f"Could not reach {http_base(server_url)}. Check your network connection and the "
+            "server URL."
+        ) from None
+    signed_url = getattr(response, "signed_url", None)
+    if not isinstance(signed_url, str) or not signed_url:
+        raise AuthError("ElevenLabs answered without a signed URL. Try again in a moment.")
+    return signed_url
+
+
+async def fetch_signed_url(server_url: str, agent_id: str, api_key: str, timeout_s: float) -> str:
+    """:func:`fetch_signed_url_blocking` in a worker thread."""
+    return await asyncio.to_thread(
+        fetch_signed_url_blocking, server_url, agent_id, api_key, timeout_s
+    )

@@ -1,0 +1,554 @@
+"""An asyncio conversation with an agent over websockets, mirroring ``useConversation``.
+
+Everything here runs on one event loop thread (in the app, Qt's, through qasync).
+The protocol rules live in :class:`~voicedesk.protocol.ConversationCore`; this
+class does the I/O around it: auth, the socket, the audio port and client tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from voicedesk import __version__
+from voicedesk.protocol.errors import DisconnectDetails
+from voicedesk.protocol.events import (
+    AgentAudio,
+    ClientToolCall,
+    ConfigOverrides,
+    InitiationClientData,
+    Interruption,
+    JsonScalar,
+)
+from voicedesk.protocol.machine import (
+    CloseRequested,
+    ConversationCore,
+    Disconnected,
+    ErrorReported,
+    LatencyMeasured,
+    MetadataReceived,
+    Mode,
+    Status,
+)
+from voicedesk.session.audio_port import AudioPort, AudioStartError
+from voicedesk.session.auth import AuthError, fetch_signed_url
+from voicedesk.session.endpoints import (
+    DEFAULT_SERVER_URL,
+    EndpointError,
+    checked_signed_url,
+    conversation_url,
+    normalize_server_url,
+    platform_name,
+)
+from voicedesk.session.events import (
+    AudioUnavailable,
+    SessionEvent,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from voicedesk.session.threads import run_in_daemon_thread
+from voicedesk.tools.registry import ToolOutcome, ToolRegistry, stringify_result
+
+logger = logging.getLogger(__name__)
+
+SOURCE_NAME = "voicedesk"
+Listener = Callable[[SessionEvent], None]
+
+
+@dataclass(slots=True)
+class ConversationOptions:
+    """What a conversation connects to and how. Times in seconds.
+
+    Exactly one of ``agent_id`` (public agent, or private with ``api_key``) and
+    ``signed_url`` is needed.
+    """
+
+    agent_id: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    signed_url: str | None = field(default=None, repr=False)
+    server_url: str = DEFAULT_SERVER_URL
+    dynamic_variables: dict[str, JsonScalar] = field(default_factory=dict)
+    user_id: str | None = None
+    first_message: str | None = None
+    language: str | None = None
+    voice_id: str | None = None
+    text_only: bool = False
+    connect_timeout_s: float = 10.0
+    metadata_timeout_s: float = 10.0
+    keepalive_interval_s: float | None = 20.0
+    keepalive_timeout_s: float | None = 20.0
+    close_timeout_s: float = 2.0
+
+
+class Conversation:
+    """One conversation at a time with an agent; ``start()`` again after it ends.
+
+    The public surface mirrors the React ``useConversation`` hook: ``start()``,
+    ``end()``, ``send_user_message()``, ``send_contextual_update()``,
+    ``send_user_activity()``, ``send_feedback()``, ``set_mic_muted()``,
+    ``set_volume()``; ``status``, ``mode``, ``is_speaking``, ``can_send_feedback``,
+    ``conversation_id``. Events go to listeners added with :meth:`add_listener`,
+    called on the event loop thread; a listener that raises is logged and skipped.
+    """
+
+    def __init__(
+        self,
+        options: ConversationOptions,
+        *,
+        tools: ToolRegistry | None = None,
+        audio: AudioPort | None = None,
+    ) -> None:
+        self.options = options
+        self.tools = tools if tools is not None else ToolRegistry()
+        self._audio = audio
+        self._core = ConversationCore()
+        self._listeners: list[Listener] = []
+        self._ws: ClientConnection | None = None
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._metadata_event = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._ended.set()
+        self._audio_running = False
+        self._text_only = options.text_only or audio is None
+        self._muted = False
+        self._volume = 1.0
+        self._latency_ms: int | None = None
+        self._last_details: DisconnectDetails | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------------ observation
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Subscribe to events; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    @property
+    def status(self) -> Status:
+        return self._core.status
+
+    @property
+    def mode(self) -> Mode:
+        return self._core.mode
+
+    @property
+    def is_speaking(self) -> bool:
+        return self._core.is_speaking
+
+    @property
+    def can_send_feedback(self) -> bool:
+        return self._core.can_send_feedback
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self._core.conversation_id
+
+    @property
+    def is_text_only(self) -> bool:
+        return self._text_only
+
+    @property
+    def is_mic_muted(self) -> bool:
+        return self._muted
+
+    @property
+    def volume(self) -> float:
+        return self._volume
+
+    @property
+    def latency_ms(self) -> int | None:
+        """The latest round-trip latency reported by the server's pings, in ms."""
+        return self._latency_ms
+
+    @property
+    def last_disconnect(self) -> DisconnectDetails | None:
+        return self._last_details
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> bool:
+        """Connect and wait until connected (``True``) or failed (``False``).
+
+        Failures are not raised: they end in ``disconnected`` with details, which
+        listeners get as a :class:`~voicedesk.protocol.machine.Disconnected` event.
+        """
+        self._text_only = self.options.text_only or self._audio is None
+        self._core.start(self._initiation())
+        self._ended.clear()
+        self._metadata_event.clear()
+        self._closing = False
+        self._outbox = asyncio.Queue()
+        self._pump()
+        try:
+            url = await self._resolve_url()
+            if self._end_requested():
+                self._finish_without_socket()
+                return False
+            self._ws = await self._open(url)
+        except (EndpointError, AuthError, _ConnectError) as exc:
+            self._core.start_failed(str(exc))
+            self._pump()
+            return False
+        if self._end_requested():  # end() while connecting
+            self._spawn(self._close_socket(1000, "User ended conversation"))
+            await self._run_reader_until_closed()
+            return False
+        self._core.connection_opened()
+        self._spawn(self._writer())
+        reader = self._spawn(self._reader())
+        self._pump()
+        if not await self._wait_for_metadata(reader):
+            await self.wait_disconnected()
+            return False
+        await self._start_audio()
+        self._core.audio_ready()
+        self._pump()
+        return self._core.status is Status.CONNECTED
+
+    async def end(self) -> None:
+        """End the conversation (client closes with 1000) and wait until disconnected."""
+        if self._core.end():
+            self._pump()
+        await self.wait_disconnected()
+
+    async def wait_disconnected(self) -> DisconnectDetails | None:
+        """Wait until the conversation is over; its details (``None`` if none ran)."""
+        await self._ended.wait()
+        return self._last_details
+
+    # ------------------------------------------------------------------ sending
+
+    def send_user_message(self, text: str) -> bool:
+        """Send a typed message; ``False`` (and nothing sent) when not connected."""
+        return self._send(self._core.send_user_message(text))
+
+    def send_contextual_update(self, text: str) -> bool:
+        return self._send(self._core.send_contextual_update(text))
+
+    def send_user_activity(self) -> bool:
+        return self._send(self._core.send_user_activity())
+
+    def send_feedback(self, like: bool) -> bool:
+        """Rate the latest agent response; ``False`` when there is none to rate."""
+        return self._send(self._core.send_feedback(like))
+
+    def set_mic_muted(self, muted: bool) -> None:
+        self._muted = muted
+        if self._audio is not None and self._audio_running:
+            self._audio.set_muted(muted)
+
+    def set_volume(self, volume: float) -> None:
+        self._volume = min(1.0, max(0.0, volume))
+        if self._audio is not None and self._audio_running:
+            self._audio.set_volume(self._volume)
+
+    # ------------------------------------------------------------------ AudioSink
+
+    def on_mic_audio(self, audio: bytes) -> None:
+        self._send(self._core.send_user_audio(audio))
+
+    def on_playback_started(self) -> None:
+        self._core.playback_started()
+        self._pump()
+
+    def on_playback_stopped(self) -> None:
+        self._core.playback_stopped()
+        self._pump()
+
+    def on_audio_failure(self, message: str) -> None:
+        self._audio_running = False
+        self._text_only = True
+        self._core.playback_stopped()
+        self._emit(AudioUnavailable(message))
+        self._pump()
+
+    # ------------------------------------------------------------------ internals
+
+    def _initiation(self) -> InitiationClientData:
+        o = self.options
+        variables: dict[str, JsonScalar] = {"platform": platform_name()}
+        variables.update(o.dynamic_variables)
+        return InitiationClientData(
+            dynamic_variables=variables,
+            overrides=ConfigOverrides(
+                first_message=o.first_message,
+                language=o.language,
+                voice_id=o.voice_id,
+                text_only=True if self._text_only else None,
+            ),
+            user_id=o.user_id,
+            source=SOURCE_NAME,
+            version=__version__,
+        )
+
+    async def _resolve_url(self) -> str:
+        o = self.options
+        if o.signed_url:
+            return checked_signed_url(o.signed_url, SOURCE_NAME, __version__)
+        if not o.agent_id:
+            raise EndpointError("No agent is set. Give an agent ID (--agent-id) or use --demo.")
+        server_url = normalize_server_url(o.server_url)
+        if o.api_key:
+            signed = await fetch_signed_url(server_url, o.agent_id, o.api_key, o.connect_timeout_s)
+            return checked_signed_url(signed, SOURCE_NAME, __version__)
+        return conversation_url(server_url, o.agent_id, SOURCE_NAME, __version__)
+
+    async def _open(self, url: str) -> ClientConnection:
+        o = self.options
+        try:
+            return await websockets.connect(
+                url,
+                open_timeout=o.connect_timeout_s,
+                close_timeout=o.close_timeout_s,
+                ping_interval=o.keepalive_interval_s,
+                ping_timeout=o.keepalive_timeout_s,
+                max_size=2**24,
+                compression=None,
+                user_agent_header=f"{SOURCE_NAME}/{__version__}",
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                raise _ConnectError(
+                    "The agent refused the connection: it needs authentication. Give the API "
+                    "key of its account (--api-key or Settings)."
+                ) from None
+            if status == 404:
+                raise _ConnectError("The agent was not found. Check the agent ID.") from None
+            raise _ConnectError(
+                f"The agent service answered with HTTP {status} instead of a conversation. "
+                "Try again in a moment."
+            ) from None
+        except (TimeoutError, asyncio.TimeoutError):
+            raise _ConnectError(
+                f"The agent service did not answer within {o.connect_timeout_s:g} s. Check your "
+                "network and try again."
+            ) from None
+        except socket.gaierror:
+            raise _ConnectError(
+                "The agent service's address could not be looked up. Check your network "
+                "connection and the server URL."
+            ) from None
+        except ConnectionRefusedError:
+            raise _ConnectError(
+                "The agent service refused the connection. Is the server URL right, and is the "
+                "server running?"
+            ) from None
+        except (OSError, InvalidHandshake, InvalidURI) as exc:
+            logger.warning("websocket connect failed: %s", type(exc).__name__)
+            raise _ConnectError(
+                "Could not connect to the agent service. Check your network connection and the "
+                "server URL."
+            ) from None
+
+    def _end_requested(self) -> bool:
+        return self._core.status is Status.DISCONNECTING
+
+    async def _wait_for_metadata(self, reader: asyncio.Task[None]) -> bool:
+        waiter = asyncio.ensure_future(self._metadata_event.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {waiter, reader},
+                timeout=self.options.metadata_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            waiter.cancel()
+        if self._metadata_event.is_set():
+            return self._core.status is Status.CONNECTING
+        if not done:
+            self._core.fail(
+                f"The agent did not start the conversation within "
+                f"{self.options.metadata_timeout_s:g} s. Try again in a moment.",
+                "metadata_timeout",
+            )
+            self._pump()
+        return False
+
+    async def _start_audio(self) -> None:
+        output_format = self._core.agent_output_format
+        input_format = self._core.user_input_format
+        if self._text_only or self._audio is None or output_format is None or input_format is None:
+            return
+        try:
+            await self._audio.start(input_format=input_format, output_format=output_format, sink=self)
+        except AudioStartError as exc:
+            self._text_only = True
+            self._emit(AudioUnavailable(f"{exc} The conversation goes on as text."))
+            return
+        self._audio_running = True
+        self._audio.set_muted(self._muted)
+        self._audio.set_volume(self._volume)
+
+    async def _stop_audio(self) -> None:
+        if self._audio is not None and self._audio_running:
+            self._audio_running = False
+            try:
+                await self._audio.stop()
+            except Exception:
+                logger.exception("audio did not stop cleanly")
+
+    async def _writer(self) -> None:
+        ws = self._ws
+        assert ws is not None
+        while (frame := await self._outbox.get()) is not None:
+            try:
+                await ws.send(frame)
+            except ConnectionClosed:
+                return
+
+    async def _reader(self) -> None:
+        ws = self._ws
+        assert ws is not None
+        try:
+            async for frame in ws:
+                self._core.receive_frame(frame)
+                self._pump()
+        except ConnectionClosed:
+            pass
+        except Exception:  # a bug must not leave the conversation half-open
+            logger.exception("conversation reader failed")
+            with contextlib.suppress(Exception):
+                await ws.close(1011, "Client error")
+        rcvd = ws.protocol.close_rcvd
+        code, reason = (rcvd.code, rcvd.reason) if rcvd is not None else (None, None)
+        await self._finish(code, reason)
+
+    async def _run_reader_until_closed(self) -> None:
+        await self._reader()
+
+    async def _finish(self, code: int | None, reason: str | None) -> None:
+        self._outbox.put_nowait(None)
+        await self._stop_audio()
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        self._core.connection_closed(code, reason)
+        self._ws = None
+        self._pump()
+
+    def _finish_without_socket(self) -> None:
+        self._core.connection_closed(None, None)
+        self._pump()
+
+    async def _close_socket(self, code: int, reason: str) -> None:
+        ws = self._ws
+        if ws is None or self._closing:
+            return
+        self._closing = True
+        with contextlib.suppress(Exception):
+            await ws.close(code, reason)
+
+    def _send(self, queued: bool) -> bool:
+        if queued:
+            self._pump()
+        return queued
+
+    def _pump(self) -> None:
+        """Move the core's outputs: frames to the writer, events to handlers and listeners."""
+        for frame in self._core.data_to_send():
+            self._outbox.put_nowait(frame)
+        for event in self._core.events_received():
+            self._handle(event)
+            self._emit(event)
+
+    def _handle(self, event: SessionEvent) -> None:
+        match event:
+            case MetadataReceived():
+                self._metadata_event.set()
+            case AgentAudio(audio=audio):
+                if self._audio is not None and self._audio_running:
+                    self._audio.play(audio)
+            case Interruption():
+                if self._audio is not None and self._audio_running:
+                    self._audio.interrupt()
+            case ClientToolCall():
+                self._spawn(self._run_tool(event))
+            case CloseRequested(code=code, reason=reason):
+                self._spawn(self._close_socket(code, reason))
+            case LatencyMeasured(ms=ms):
+                self._latency_ms = ms
+            case ErrorReported(message=message):
+                logger.warning("conversation error: %s", message)
+            case Disconnected(details=details):
+                self._last_details = details
+                self._ended.set()
+            case _:
+                pass
+
+    def _emit(self, event: SessionEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("conversation listener failed on %s", type(event).__name__)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _run_tool(self, call: ClientToolCall) -> None:
+        params: Mapping[str, Any] = call.parameters
+        self._emit(ToolCallStarted(call.tool_call_id, call.tool_name, params))
+        started = time.perf_counter()
+        result, is_error, detail = await execute_tool(self.tools, call.tool_name, params)
+        duration_ms = 1000.0 * (time.perf_counter() - started)
+        if self._core.send_tool_result(call.tool_call_id, result, is_error=is_error):
+            self._pump()
+        self._emit(
+            ToolCallFinished(
+                call.tool_call_id, call.tool_name, params, result, is_error, duration_ms, detail
+            )
+        )
+
+
+class _ConnectError(Exception):
+    pass
+
+
+async def execute_tool(
+    registry: ToolRegistry, name: str, parameters: Mapping[str, Any]
+) -> tuple[str, bool, str | None]:
+    """Run one client tool: ``(result string, is_error, detail for the user)``.
+
+    Rules from ``convai-protocol.md``: an unknown tool and a raising tool are errors
+    with the reference client's sentences; a tool still running after its timeout is
+    an error too. Plain functions run in a daemon thread, never on the event loop.
+    """
+    tool = registry.get(name)
+    if tool is None:
+        return f"Client tool with name {name} is not defined on client", True, None
+    timeout = tool.definition.timeout_s
+    try:
+        if tool.is_async:
+            value = await asyncio.wait_for(tool.handler(parameters), timeout)
+        else:
+            value = await asyncio.wait_for(
+                run_in_daemon_thread(f"tool-{name}", lambda: tool.handler(parameters)), timeout
+            )
+    except TimeoutError:
+        return (
+            f"Client tool execution failed: {name} did not finish within {timeout:g} s.",
+            True,
+            None,
+        )
+    except Exception as exc:
+        message = str(exc) or type(exc).__name__
+        logger.info("client tool %s failed: %s", name, message)
+        return f"Client tool execution failed: {message}", True, None
+    if isinstance(value, ToolOutcome):
+        return stringify_result(value.value), False, value.detail
+    return stringify_result(value), False, None

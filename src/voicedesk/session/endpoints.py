@@ -1,0 +1,98 @@
+"""Where to connect: server URLs, regions, websocket URLs and signed URLs."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+DEFAULT_SERVER_URL = "https://api.elevenlabs.io"
+REGIONS: dict[str, str] = {
+    "global": DEFAULT_SERVER_URL,
+    "us": "https://api.us.elevenlabs.io",
+    "eu": "https://api.eu.residency.elevenlabs.io",
+    "in": "https://api.in.residency.elevenlabs.io",
+}
+CONVERSATION_PATH = "/v1/convai/conversation"
+SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
+
+
+class EndpointError(ValueError):
+    """A server URL that cannot be used; the message is a sentence for the user."""
+
+
+def platform_name(sys_platform: str = sys.platform) -> str:
+    """The ``platform`` dynamic variable: ``windows``, ``macos`` or ``linux``."""
+    if sys_platform.startswith("win"):
+        return "windows"
+    if sys_platform == "darwin":
+        return "macos"
+    return "linux"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_server_url(server_url: str) -> str:
+    """Validate a base URL (or a region name) and return it without a trailing slash.
+
+    A non-loopback server must use https (or wss): the API key and the conversation
+    travel over it.
+    """
+    url = REGIONS.get(server_url.strip().lower(), server_url.strip())
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+        raise EndpointError(
+            f"The server URL {url!r} is not valid. Use https://api.elevenlabs.io, a region "
+            f"({', '.join(REGIONS)}) or http://127.0.0.1:PORT for a local agent."
+        )
+    if parts.scheme in ("http", "ws") and not is_loopback_host(parts.hostname):
+        raise EndpointError(
+            f"The server URL {url!r} is not encrypted. Use https:// for anything but a "
+            "local agent on this computer."
+        )
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def http_base(server_url: str) -> str:
+    """The REST base (http/https) of a normalized server URL."""
+    parts = urlsplit(server_url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return urlunsplit((scheme, parts.netloc, parts.path, "", ""))
+
+
+def _ws_scheme(scheme: str) -> str:
+    return {"http": "ws", "https": "wss"}.get(scheme, scheme)
+
+
+def with_query(url: str, **params: str) -> str:
+    """``url`` with ``params`` added to (or replacing in) its query string."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    query.extend(params.items())
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def conversation_url(server_url: str, agent_id: str, source: str, version: str) -> str:
+    """The websocket URL of a public agent on ``server_url``."""
+    parts = urlsplit(normalize_server_url(server_url))
+    base = urlunsplit((_ws_scheme(parts.scheme), parts.netloc, parts.path + CONVERSATION_PATH, "", ""))
+    return with_query(base, agent_id=agent_id, source=source, version=version)
+
+
+def checked_signed_url(signed_url: str, source: str, version: str) -> str:
+    """A signed URL as given, with ``source``/``version`` appended; wss unless loopback."""
+    parts = urlsplit(signed_url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise EndpointError("The signed URL is not a websocket URL (wss://…).")
+    if parts.scheme == "ws" and not is_loopback_host(parts.hostname):
+        raise EndpointError("The signed URL is not encrypted (ws://); only wss:// is accepted.")
+    return with_query(signed_url, source=source, version=version)

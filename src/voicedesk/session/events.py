@@ -1,0 +1,43 @@
+"""Events a :class:`~voicedesk.session.Conversation` publishes to its listeners.
+
+Listeners receive the protocol core's events (status, mode, feedback, transcript
+messages, latency, errors, disconnect details) plus the session's own below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from voicedesk.protocol.machine import CoreEvent
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted:
+    tool_call_id: str
+    tool_name: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFinished:
+    """A tool call's outcome, as sent to the agent. ``duration_ms`` is wall-clock time."""
+
+    tool_call_id: str
+    tool_name: str
+    parameters: Mapping[str, Any]
+    result: str
+    is_error: bool
+    duration_ms: float
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AudioUnavailable:
+    """Audio could not start or failed; the conversation goes on as text. A sentence."""
+
+    message: str
+
+
+SessionEvent = CoreEvent | ToolCallStarted | ToolCallFinished | AudioUnavailable

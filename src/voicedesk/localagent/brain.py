@@ -7,7 +7,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-FIRST_MESSAGE = "Hi there, woah, so cool that I'm running on {{platform}}. What can I help you with?"
+FIRST_MESSAGE = (
+    "Hi there, woah, so cool that I'm running on {{platform}}. What can I help you with?"
+)
 CAPABILITIES = (
     "I'm the voicedesk demo agent, running on this computer. I can check your battery, "
     "change your screen brightness or flash your screen."
@@ -22,7 +24,7 @@ class ToolRequest:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What to do for one user turn: say ``say`` (may be empty), maybe call a tool, maybe hang up."""
+    """One user turn's answer: words (may be empty), maybe a tool call, maybe hanging up."""
 
     say: str
     tool: ToolRequest | None = None
@@ -37,7 +39,9 @@ _HELLO = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re
 def fill_variables(template: str, variables: dict[str, Any]) -> str:
     """Replace ``{{name}}`` with the dynamic variable's value."""
     return re.sub(
-        r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}", lambda m: str(variables.get(m.group(1), m.group(0))), template
+        r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}",
+        lambda m: str(variables.get(m.group(1), m.group(0))),
+        template,
     )
 
 

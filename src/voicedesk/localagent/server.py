@@ -155,11 +155,17 @@ class AgentSession:
         await self._start_speaking(text, event_id)
         return event_id
 
-    async def call_tool(self, name: str, parameters: dict[str, Any] | None = None) -> ToolResult | None:
+    async def call_tool(
+        self, name: str, parameters: dict[str, Any] | None = None
+    ) -> ToolResult | None:
         """Call a client tool and wait for its result (``None`` on timeout)."""
-        return await self._call_tool(brain.ToolRequest(name, parameters or {}), next(self._event_ids))
+        return await self._call_tool(
+            brain.ToolRequest(name, parameters or {}), next(self._event_ids)
+        )
 
-    async def wait_for(self, predicate: Callable[[AgentSession], bool], timeout: float = 5.0) -> None:
+    async def wait_for(
+        self, predicate: Callable[[AgentSession], bool], timeout: float = 5.0
+    ) -> None:
         """Wait until ``predicate(self)`` holds; ``TimeoutError`` otherwise."""
         async with asyncio.timeout(timeout):
             while not predicate(self):
@@ -249,9 +255,7 @@ class AgentSession:
         overrides = msg.get("conversation_config_override") or {}
         conversation = overrides.get("conversation") or {}
         self.text_only = bool(conversation.get("text_only", False))
-        has_overrides = any(
-            overrides.get(k) for k in ("agent", "tts")
-        )
+        has_overrides = any(overrides.get(k) for k in ("agent", "tts"))
         if has_overrides and not self.config.allow_overrides:
             await self._error_and_close(
                 "Override for field 'first_message' is not allowed by config.", "override_error"
@@ -268,7 +272,10 @@ class AgentSession:
 
     async def _error_and_close(self, message: str, error_type: str, code: int = 1008) -> None:
         await self.send(
-            {"type": "error", "error_event": {"code": code, "message": message, "error_type": error_type}}
+            {
+                "type": "error",
+                "error_event": {"code": code, "message": message, "error_type": error_type},
+            }
         )
         await self.ws.close(code, message[:120])
 
@@ -355,7 +362,9 @@ class AgentSession:
         result = msg.get("result")
         if not isinstance(result, str):
             # As the service: a non-string result is a contract violation.
-            await self.ws.close(1008, "Invalid message received: client tool result must be a string")
+            await self.ws.close(
+                1008, "Invalid message received: client tool result must be a string"
+            )
             return
         tool_call_id = str(msg.get("tool_call_id"))
         outcome = ToolResult(tool_call_id, result, msg.get("is_error", False))
@@ -402,7 +411,9 @@ class AgentSession:
         if self._since_vad_ms >= self.config.vad_interval_ms:
             self._since_vad_ms = 0.0
             score = min(1.0, level / (self.config.barge_in_level * 4))
-            await self.send({"type": "vad_score", "vad_score_event": {"vad_score": round(score, 3)}})
+            await self.send(
+                {"type": "vad_score", "vad_score_event": {"vad_score": round(score, 3)}}
+            )
         if voiced:
             self._voiced_ms += chunk_ms
             self._utterance_ms += chunk_ms
@@ -524,7 +535,10 @@ class AgentSession:
             await self._stream_text(text, event_id)
             return
         await self.send(
-            {"type": "agent_response", "agent_response_event": {"agent_response": text, "event_id": event_id}}
+            {
+                "type": "agent_response",
+                "agent_response_event": {"agent_response": text, "event_id": event_id},
+            }
         )
         fmt = self.output_format
         samples = await synthesize(text, fmt.sample_rate, self.config.voice)
@@ -560,7 +574,10 @@ class AgentSession:
             await asyncio.sleep(0.005)
         await self.send(part("stop", ""))
         await self.send(
-            {"type": "agent_response", "agent_response_event": {"agent_response": text, "event_id": event_id}}
+            {
+                "type": "agent_response",
+                "agent_response_event": {"agent_response": text, "event_id": event_id},
+            }
         )
 
     def _spawn(self, coro: Any) -> None:
@@ -572,7 +589,9 @@ class AgentSession:
 class LocalAgentServer:
     """The local agent on ``host``:``port`` (port 0 picks a free one). Use ``async with``."""
 
-    def __init__(self, config: AgentConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, config: AgentConfig | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.config = config or AgentConfig()
         self.host = host
         self._requested_port = port
@@ -641,7 +660,11 @@ class LocalAgentServer:
             return self._signed_url(connection, request, parse_qs(parts.query))
         if parts.path == CONVERSATION_PATH:
             if not parse_qs(parts.query).get("agent_id"):
-                return _json(connection, HTTPStatus.UNPROCESSABLE_ENTITY, _detail("missing_agent_id", "agent_id is required"))
+                return _json(
+                    connection,
+                    HTTPStatus.UNPROCESSABLE_ENTITY,
+                    _detail("missing_agent_id", "agent_id is required"),
+                )
             return None
         return _json(connection, HTTPStatus.NOT_FOUND, _detail("not_found", "Not found"))
 
@@ -657,7 +680,9 @@ class LocalAgentServer:
         agent_id = (query.get("agent_id") or [""])[0]
         if not agent_id:
             return _json(
-                connection, HTTPStatus.UNPROCESSABLE_ENTITY, _detail("missing_agent_id", "agent_id is required")
+                connection,
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                _detail("missing_agent_id", "agent_id is required"),
             )
         signature = secrets.token_urlsafe(16)
         self.signatures.add(signature)

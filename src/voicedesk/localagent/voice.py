@@ -53,7 +53,9 @@ def _parse_wav(data: bytes) -> tuple[int, Int16Array]:
     raise ValueError("WAV stream has no data chunk")
 
 
-def sine(duration_ms: float, rate: int, hz: float = SINE_HZ, level: float = _TONE_LEVEL) -> Int16Array:
+def sine(
+    duration_ms: float, rate: int, hz: float = SINE_HZ, level: float = _TONE_LEVEL
+) -> Int16Array:
     n = int(rate * duration_ms / 1000.0)
     t = np.arange(n, dtype=np.float64) / rate
     return np.round(np.sin(2 * np.pi * hz * t) * level * 32767).astype(np.int16)
@@ -96,7 +98,9 @@ async def _espeak(text: str, rate: int) -> Int16Array:
     return resample_linear(samples, source_rate, rate)
 
 
-async def synthesize(text: str, rate: int, kind: VoiceKind, sine_ms_per_char: float = 20.0) -> Int16Array:
+async def synthesize(
+    text: str, rate: int, kind: VoiceKind, sine_ms_per_char: float = 20.0
+) -> Int16Array:
     """Speech for ``text`` at ``rate`` Hz."""
     if kind is VoiceKind.SINE:
         return sine(max(200.0, sine_ms_per_char * len(text)), rate)

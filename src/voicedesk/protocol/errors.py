@@ -74,7 +74,7 @@ _API_ERROR_SENTENCES = {
         "and try again."
     ),
     "system_busy": "ElevenLabs is busy right now. Try again in a little while.",
-    "voice_not_found": "The agent's voice was not found. Check the voice ID in the agent's settings.",
+    "voice_not_found": "The agent's voice was not found. Check the agent's voice ID.",
     "only_for_creator+": "This voice needs a Creator plan or higher.",
 }
 

@@ -57,6 +57,7 @@ def parse_audio_format(name: str) -> AudioFormat:
     raise UnsupportedFormatError(f"unsupported audio format {name!r}")
 
 
-ALL_FORMATS = tuple(AudioFormat(Encoding.PCM_S16LE, r) for r in PCM_RATES) + (
+ALL_FORMATS = (
+    *(AudioFormat(Encoding.PCM_S16LE, r) for r in PCM_RATES),
     AudioFormat(Encoding.ULAW, 8000),
 )

@@ -382,7 +382,9 @@ class ConversationCore:
         # an equal id is the new reply and plays.
         last = self._interruption_event_id
         if last is not None and event.event_id is not None and event.event_id < last:
-            logger.debug("dropping stale audio of event %s (interrupted at %s)", event.event_id, last)
+            logger.debug(
+                "dropping stale audio of event %s (interrupted at %s)", event.event_id, last
+            )
             return
         self._events.append(event)
 

@@ -128,7 +128,9 @@ def _audio(msg: Mapping[str, Any]) -> ServerEvent:
         audio = base64.b64decode(_str(body, "audio_base_64"), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise _Malformed("'audio_base_64' is not valid base64") from exc
-    return AgentAudio(audio=audio, event_id=_optional_int(body, "event_id"), alignment=_alignment(body))
+    return AgentAudio(
+        audio=audio, event_id=_optional_int(body, "event_id"), alignment=_alignment(body)
+    )
 
 
 def _agent_response(msg: Mapping[str, Any]) -> ServerEvent:

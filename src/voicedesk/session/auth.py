@@ -28,7 +28,9 @@ def _error_code(body: Any) -> str | None:
     return None
 
 
-def fetch_signed_url_blocking(server_url: str, agent_id: str, api_key: str, timeout_s: float) -> str:
+def fetch_signed_url_blocking(
+    server_url: str, agent_id: str, api_key: str, timeout_s: float
+) -> str:
     """Ask the REST API for a signed URL. Blocks: call it off the event loop."""
     # The SDK costs ~0.4 s to import; only private agents pay for it, and only here.
     import httpx

@@ -330,7 +330,7 @@ class Conversation:
                 f"The agent service answered with HTTP {status} instead of a conversation. "
                 "Try again in a moment."
             ) from None
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise _ConnectError(
                 f"The agent service did not answer within {o.connect_timeout_s:g} s. Check your "
                 "network and try again."
@@ -382,7 +382,9 @@ class Conversation:
         if self._text_only or self._audio is None or output_format is None or input_format is None:
             return
         try:
-            await self._audio.start(input_format=input_format, output_format=output_format, sink=self)
+            await self._audio.start(
+                input_format=input_format, output_format=output_format, sink=self
+            )
         except AudioStartError as exc:
             self._text_only = True
             self._emit(AudioUnavailable(f"{exc} The conversation goes on as text."))

@@ -84,7 +84,9 @@ def with_query(url: str, **params: str) -> str:
 def conversation_url(server_url: str, agent_id: str, source: str, version: str) -> str:
     """The websocket URL of a public agent on ``server_url``."""
     parts = urlsplit(normalize_server_url(server_url))
-    base = urlunsplit((_ws_scheme(parts.scheme), parts.netloc, parts.path + CONVERSATION_PATH, "", ""))
+    base = urlunsplit(
+        (_ws_scheme(parts.scheme), parts.netloc, parts.path + CONVERSATION_PATH, "", "")
+    )
     return with_query(base, agent_id=agent_id, source=source, version=version)
 
 

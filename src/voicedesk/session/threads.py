@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -27,19 +28,18 @@ async def run_in_daemon_thread(name: str, fn: Callable[[], T]) -> T:
         if not future.done():
             future.set_exception(exc)
 
-    def hand_over(callback: Callable[[], None]) -> None:
-        try:
-            loop.call_soon_threadsafe(callback)
-        except RuntimeError:  # the loop closed while we ran: nobody is waiting any more
-            pass
+    def hand_over(callback: Callable[..., None], arg: Any) -> None:
+        # RuntimeError: the loop closed while we ran; nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(callback, arg)
 
     def body() -> None:
         try:
             value = fn()
         except BaseException as exc:
-            hand_over(lambda: deliver_error(exc))
+            hand_over(deliver_error, exc)
             return
-        hand_over(lambda: deliver_result(value))
+        hand_over(deliver_result, value)
 
     threading.Thread(target=body, name=name, daemon=True).start()
     return await future

@@ -1,0 +1,219 @@
+"""Settings (a JSON file where the OS keeps app settings), the API key (OS keyring only),
+and logging with secrets redacted.
+
+The API key never goes into the settings file, a log line, or a console line:
+:class:`SecretRedactor` scrubs it (and signed-URL signatures) from every log record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import logging.handlers
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP_NAME = "voicedesk"
+KEYRING_SERVICE = "voicedesk"
+KEYRING_USER = "elevenlabs-api-key"
+CONFIG_DIR_ENV = "VOICEDESK_CONFIG_DIR"
+LOG_DIR_ENV = "VOICEDESK_LOG_DIR"
+
+logger = logging.getLogger(__name__)
+
+
+def config_dir() -> Path:
+    override = os.environ.get(CONFIG_DIR_ENV)
+    return Path(override) if override else platformdirs.user_config_path(APP_NAME, appauthor=False)
+
+
+def log_dir() -> Path:
+    override = os.environ.get(LOG_DIR_ENV)
+    return Path(override) if override else platformdirs.user_log_path(APP_NAME, appauthor=False)
+
+
+@dataclass(slots=True)
+class Settings:
+    """What the user chose; persisted as JSON. No secrets here, ever."""
+
+    agent_id: str | None = None
+    server_url: str | None = None
+    user_id: str | None = None
+    dynamic_variables: dict[str, str] = field(default_factory=dict)
+    text_only: bool = False
+    input_device: str | None = None
+    output_device: str | None = None
+    echo_cancellation: bool = True
+    volume: float = 1.0
+
+    @classmethod
+    def from_json(cls, data: Any) -> Settings:
+        if not isinstance(data, dict):
+            return cls()
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        settings = cls()
+        for key, value in values.items():
+            default = getattr(settings, key)
+            optional_str = default is None and (value is None or isinstance(value, str))
+            if optional_str or (default is not None and isinstance(value, type(default))):
+                setattr(settings, key, value)
+        return settings
+
+
+def settings_path() -> Path:
+    return config_dir() / "settings.json"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """The saved settings; defaults when the file is missing or unreadable (logged)."""
+    path = path or settings_path()
+    try:
+        return Settings.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, ValueError) as exc:
+        logger.warning("settings file %s is unreadable (%s); using defaults", path, exc)
+        return Settings()
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Write atomically (a crash never leaves half a file)."""
+    path = path or settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(settings), indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+class SecretStoreError(Exception):
+    """The OS keyring could not be used; the message is a sentence for the user."""
+
+
+def load_api_key() -> str | None:
+    """The saved API key from the OS keyring, or ``None`` (no key, or no keyring)."""
+    import keyring
+    from keyring.errors import KeyringError
+
+    try:
+        key = keyring.get_password(KEYRING_SERVICE, KEYRING_USER)
+    except KeyringError as exc:
+        logger.info("no usable OS keyring: %s", type(exc).__name__)
+        return None
+    if key:
+        SecretRedactor.register(key)
+    return key or None
+
+
+def save_api_key(key: str) -> None:
+    """Store the API key in the OS keyring; never anywhere else."""
+    import keyring
+    from keyring.errors import KeyringError
+
+    SecretRedactor.register(key)
+    try:
+        keyring.set_password(KEYRING_SERVICE, KEYRING_USER, key)
+    except KeyringError as exc:
+        raise SecretStoreError(
+            "The API key could not be saved: this system has no usable keyring "
+            f"({type(exc).__name__}). Set ELEVENLABS_API_KEY instead; voicedesk never writes "
+            "the key to a plain file."
+        ) from None
+
+
+def delete_api_key() -> None:
+    import keyring
+    from keyring.errors import KeyringError, PasswordDeleteError
+
+    with contextlib.suppress(PasswordDeleteError, KeyringError):
+        keyring.delete_password(KEYRING_SERVICE, KEYRING_USER)
+
+
+class SecretRedactor(logging.Filter):
+    """Scrubs API keys and signed-URL signatures from log records.
+
+    Known secrets (registered when read) are replaced wherever they appear; patterns
+    catch the ones never registered (``xi-api-key`` headers, ``conversation_signature``
+    and ``token`` query parameters, ``sk_…`` keys).
+    """
+
+    _secrets: set[str] = set()  # noqa: RUF012 - one registry for the process
+    _PATTERNS = (
+        re.compile(r"(conversation_signature=)[^&\s'\"]+"),
+        re.compile(r"(token=)[^&\s'\"]+"),
+        re.compile(r"(xi-api-key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+", re.IGNORECASE),
+        re.compile(r"(api[_-]?key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+", re.IGNORECASE),
+        re.compile(r"()\bsk_[A-Za-z0-9]{8,}"),
+    )
+    MASK = "[redacted]"
+
+    @classmethod
+    def register(cls, secret: str) -> None:
+        if len(secret) >= 4:
+            cls._secrets.add(secret)
+
+    @classmethod
+    def redact(cls, text: str) -> str:
+        for secret in cls._secrets:
+            text = text.replace(secret, cls.MASK)
+        for pattern in cls._PATTERNS:
+            text = pattern.sub(lambda m: m.group(1) + cls.MASK, text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg = self.redact(message)
+        record.args = None
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        return True
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return SecretRedactor.redact(super().format(record))
+
+
+def setup_logging(level: str = "INFO", *, to_stderr: bool = False) -> Path | None:
+    """A rotating log file in the user log dir (and stderr if asked), secrets redacted.
+
+    Returns the log file's path, or ``None`` when the log dir is not writable.
+    """
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    for handler in list(root.handlers):
+        if getattr(handler, "_voicedesk", False):
+            root.removeHandler(handler)
+            handler.close()
+    formatter = _RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    path: Path | None = log_dir() / "voicedesk.log"
+    handlers: list[logging.Handler] = []
+    try:
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                path, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
+            )
+        )
+    except OSError:
+        path = None
+    if to_stderr:
+        handlers.append(logging.StreamHandler())
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(SecretRedactor())
+        handler._voicedesk = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    # websockets logs every frame at DEBUG, base64 audio included: keep it out.
+    logging.getLogger("websockets").setLevel(max(logging.INFO, root.level))
+    return path

@@ -1,0 +1,355 @@
+"""Terminal mode: one conversation in the terminal, as the Raspberry Pi tutorial's assistant.
+
+Lines typed + Enter go to the agent as user messages. Commands: ``/context TEXT``,
+``/like``, ``/dislike``, ``/mute``, ``/status``, ``/help``, ``/quit`` (or Ctrl+C,
+or end of input). On an interactive POSIX terminal every keystroke also sends
+``user_activity`` (throttled), so the agent holds back while you type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from voicedesk.protocol.events import (
+    AgentResponse,
+    AgentResponseCorrection,
+    UserTranscript,
+)
+from voicedesk.protocol.machine import (
+    CanSendFeedbackChanged,
+    Connected,
+    Disconnected,
+    ErrorReported,
+    StatusChanged,
+)
+from voicedesk.session import (
+    AudioUnavailable,
+    Conversation,
+    SessionEvent,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+
+HELP = (
+    "Type a message and press Enter. Commands: /context TEXT (background info for the agent), "
+    "/like, /dislike (rate the last answer), /mute, /status, /quit."
+)
+ACTIVITY_INTERVAL_S = 0.3
+GREETING_WAIT_S = 5.0
+REPLY_WAIT_S = 15.0
+PROMPT = "> "
+
+
+def format_params(params: object) -> str:
+    if isinstance(params, dict) and params:
+        return ", ".join(f"{k}={v!r}" for k, v in params.items())
+    return ""
+
+
+class TerminalInput:
+    """Reads the user's lines without blocking the event loop.
+
+    Interactive POSIX terminals are read key by key (cbreak mode, our own echo), so
+    typing is seen as it happens; anything else (a pipe, Windows) is read line by line
+    in a daemon thread.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        stdin: TextIO,
+        out: TextIO,
+        on_line: Callable[[str], None],
+        on_typing: Callable[[], None],
+        on_eof: Callable[[], None],
+    ) -> None:
+        self._loop = loop
+        self._stdin = stdin
+        self._out = out
+        self._on_line = on_line
+        self._on_typing = on_typing
+        self._on_eof = on_eof
+        self._buffer = ""
+        self._saved_tty: Any = None
+        self._fd: int | None = None
+        self.interactive = False
+
+    def start(self) -> None:
+        fd = self._fileno()
+        if fd is not None and os.isatty(fd) and sys.platform != "win32":
+            self._start_keys(fd)
+        else:
+            threading.Thread(target=self._read_lines, name="console-input", daemon=True).start()
+
+    def _fileno(self) -> int | None:
+        try:
+            return self._stdin.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
+
+    def _start_keys(self, fd: int) -> None:
+        import termios
+        import tty
+
+        self._fd = fd
+        self._saved_tty = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        self.interactive = True
+        self._loop.add_reader(fd, self._on_key)
+        self._redraw()
+
+    def stop(self) -> None:
+        if self._fd is not None and self._saved_tty is not None:
+            import termios
+
+            self._loop.remove_reader(self._fd)
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved_tty)
+            self._fd = None
+            self._out.write("\r\033[K")
+            self._out.flush()
+
+    def print_line(self, text: str) -> None:
+        """Print above the line being typed."""
+        if self.interactive:
+            self._out.write("\r\033[K" + text + "\n")
+            self._redraw()
+        else:
+            self._out.write(text + "\n")
+            self._out.flush()
+
+    def _redraw(self) -> None:
+        self._out.write("\r\033[K" + PROMPT + self._buffer)
+        self._out.flush()
+
+    def _on_key(self) -> None:
+        assert self._fd is not None
+        data = os.read(self._fd, 1024).decode("utf-8", errors="replace")
+        if not data:
+            self._on_eof()
+            return
+        for ch in data:
+            if ch in ("\n", "\r"):
+                line, self._buffer = self._buffer, ""
+                self._out.write("\r\033[K")
+                self._on_line(line)
+            elif ch in ("\x7f", "\b"):
+                self._buffer = self._buffer[:-1]
+            elif ch == "\x04":  # Ctrl+D
+                if not self._buffer:
+                    self._on_eof()
+                    return
+            elif ch == "\x15":  # Ctrl+U
+                self._buffer = ""
+            elif ch.isprintable():
+                self._buffer += ch
+                self._on_typing()
+        self._redraw()
+
+    def _read_lines(self) -> None:
+        while True:
+            try:
+                line = self._stdin.readline()
+            except (OSError, ValueError):
+                line = ""
+            try:
+                if not line:
+                    self._loop.call_soon_threadsafe(self._on_eof)
+                    return
+                self._loop.call_soon_threadsafe(self._on_line, line.rstrip("\r\n"))
+            except RuntimeError:  # the loop is gone: we are exiting
+                return
+
+
+class ConsoleClient:
+    """Runs one conversation with terminal input and output; :meth:`run` gives the exit code."""
+
+    def __init__(
+        self, conversation: Conversation, *, stdin: TextIO | None = None, out: TextIO | None = None
+    ) -> None:
+        self.conversation = conversation
+        self._stdin = stdin or sys.stdin
+        self._out = out or sys.stdout
+        self._input: TerminalInput | None = None
+        self._last_activity = 0.0
+        self._feedback_hint_shown = False
+        self._was_connected = False
+        self._quit = asyncio.Event()
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._agent_responses = 0
+        self._agent_responded = asyncio.Event()
+        self._pending: set[asyncio.Task[object]] = set()
+
+    def say(self, text: str) -> None:
+        if self._input is not None:
+            self._input.print_line(text)
+        else:
+            self._out.write(text + "\n")
+            self._out.flush()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        unsubscribe = self.conversation.add_listener(self._on_event)
+        self._install_signal_handler(loop)
+        try:
+            self.say("Connecting…")
+            if not await self.conversation.start():
+                return 1
+            self._input = TerminalInput(
+                loop,
+                self._stdin,
+                self._out,
+                self._lines.put_nowait,
+                self._on_typing,
+                lambda: self._lines.put_nowait(None),
+            )
+            self._input.start()
+            ended = asyncio.ensure_future(self.conversation.wait_disconnected())
+            consumer = asyncio.ensure_future(self._consume_lines())
+            quit_requested = asyncio.ensure_future(self._quit.wait())
+            await asyncio.wait({ended, quit_requested}, return_when=asyncio.FIRST_COMPLETED)
+            quit_requested.cancel()
+            consumer.cancel()
+            if not ended.done():
+                await self.conversation.end()
+            details = await ended
+        finally:
+            if self._input is not None:
+                self._input.stop()
+            self._remove_signal_handler(loop)
+            unsubscribe()
+        return 1 if details is None or details.is_error else 0
+
+    def _install_signal_handler(self, loop: asyncio.AbstractEventLoop) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
+
+    def _remove_signal_handler(self, loop: asyncio.AbstractEventLoop) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGINT)
+
+    def _on_interrupt(self) -> None:
+        self._quit.set()
+        if self.conversation.status.value == "connecting":
+            task = asyncio.ensure_future(self.conversation.end())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    # ------------------------------------------------------------------ input
+
+    def _on_typing(self) -> None:
+        now = time.monotonic()
+        if now - self._last_activity >= ACTIVITY_INTERVAL_S:
+            self._last_activity = now
+            self.conversation.send_user_activity()
+
+    async def _consume_lines(self) -> None:
+        """Handle lines in order. Piped (non-interactive) input is a script: each message
+        waits for the agent's answer, so ``voicedesk console < script.txt`` reads well."""
+        assert self._input is not None
+        scripted = not self._input.interactive
+        if scripted:
+            await self._wait_for_agent(0, GREETING_WAIT_S)
+        while (line := await self._lines.get()) is not None:
+            before = self._agent_responses
+            if self._on_line(line) and scripted:
+                await self._wait_for_agent(before, REPLY_WAIT_S)
+        self._quit.set()
+
+    async def _wait_for_agent(self, seen: int, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._agent_responses <= seen and self._still_talking():
+                    self._agent_responded.clear()
+                    await self._agent_responded.wait()
+
+    def _still_talking(self) -> bool:
+        return not self._quit.is_set() and self.conversation.status.value == "connected"
+
+    def _on_line(self, line: str) -> bool:
+        """Act on one line; ``True`` when it went to the agent as a message."""
+        text = line.strip()
+        if not text:
+            return False
+        command, _, rest = text.partition(" ")
+        conv = self.conversation
+        if command == "/quit":
+            self._quit.set()
+        elif command == "/help":
+            self.say(HELP)
+        elif command == "/context":
+            if not rest.strip():
+                self.say("Usage: /context TEXT")
+            elif conv.send_contextual_update(rest.strip()):
+                self.say("(context sent)")
+            else:
+                self.say("Not connected: the context was not sent.")
+        elif command in ("/like", "/dislike"):
+            if conv.send_feedback(command == "/like"):
+                self.say("(thanks, feedback sent)")
+            else:
+                self.say("There is no new answer to rate yet.")
+        elif command == "/mute":
+            conv.set_mic_muted(not conv.is_mic_muted)
+            self.say("Microphone muted." if conv.is_mic_muted else "Microphone on.")
+        elif command == "/status":
+            latency = f", latency {conv.latency_ms} ms" if conv.latency_ms is not None else ""
+            mode = "text only" if conv.is_text_only else f"voice, agent {conv.mode.value}"
+            self.say(f"{conv.status.value.capitalize()} ({mode}{latency}).")
+        elif command.startswith("/") and len(command) > 1 and " " not in command:
+            self.say(f"Unknown command {command}. {HELP}")
+        elif conv.send_user_message(text):
+            return True
+        else:
+            self.say("Not connected: the message was not sent.")
+        return False
+
+    # ------------------------------------------------------------------ output
+
+    def _on_event(self, event: SessionEvent) -> None:
+        match event:
+            case Connected(conversation_id=conversation_id):
+                self._was_connected = True
+                voice = "text only" if self.conversation.is_text_only else "voice and text"
+                self.say(f"Connected ({voice}; conversation {conversation_id}). {HELP}")
+            case StatusChanged(status=status) if status.value == "disconnecting":
+                self.say("Disconnecting…")
+            case AgentResponse(text=text):
+                self.say(f"Agent: {text}")
+                self._agent_responses += 1
+                self._agent_responded.set()
+            case AgentResponseCorrection(corrected_text=text):
+                self.say(f"Agent (corrected): {text}")
+            case UserTranscript(text=text):
+                self.say(f"You (spoken): {text}")
+            case ToolCallStarted(tool_name=name, parameters=params):
+                self.say(f"[tool] {name}({format_params(params)}) …")
+            case ToolCallFinished():
+                self.say(self._tool_line(event))
+            case CanSendFeedbackChanged(can_send_feedback=True) if not self._feedback_hint_shown:
+                self._feedback_hint_shown = True
+                self.say("(rate an answer with /like or /dislike)")
+            case ErrorReported(message=message):
+                self.say(f"[error] {message}")
+            case AudioUnavailable(message=message):
+                self.say(f"[audio] {message}")
+            case Disconnected(details=details) if not self._was_connected:
+                self.say(f"Could not start the conversation: {details.message}")
+            case Disconnected(details=details):
+                self.say(f"Disconnected: {details.message}")
+                self._agent_responded.set()
+            case _:
+                pass
+
+    @staticmethod
+    def _tool_line(event: ToolCallFinished) -> str:
+        outcome = f"failed: {event.result}" if event.is_error else f"-> {event.result}"
+        detail = f" ({event.detail})" if event.detail else ""
+        return f"[tool] {event.tool_name} {outcome}{detail} [{event.duration_ms:.0f} ms]"

@@ -480,8 +480,6 @@ class ConversationCore:
         self._outgoing.append(serialize(msg))
 
     def _set_status(self, status: Status) -> None:
-        if status is self._status:
-            return
         logger.info("status %s -> %s", self._status, status)
         was_feedback = self.can_send_feedback
         self._status = status

@@ -27,7 +27,6 @@ from voicedesk.protocol.events import (
     ClientToolResult,
     ContextualUpdate,
     ConversationInitiationMetadata,
-    Feedback,
     InitiationClientData,
     Interruption,
     MalformedFrame,
@@ -326,8 +325,8 @@ def to_json_dict(msg: ClientMessage) -> dict[str, Any]:
             return {"type": "contextual_update", "text": text}
         case UserActivity():
             return {"type": "user_activity"}
-        case Feedback(score=score, event_id=event_id):
-            return {"type": "feedback", "score": score, "event_id": event_id}
+    # All that is left is Feedback (mypy checks the narrowing).
+    return {"type": "feedback", "score": msg.score, "event_id": msg.event_id}
 
 
 def serialize(msg: ClientMessage) -> str:

@@ -112,7 +112,7 @@ class AgentSession:
         self._speaking: asyncio.Task[None] | None = None
         self._speaking_until = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._tool_waiters: dict[str, asyncio.Future[ToolResult]] = {}
+        self._tool_waiters: dict[str, asyncio.Future[ToolResult | None]] = {}
         self._ping_sent: dict[int, float] = {}
         self._last_rtt_ms: int | None = None
         self._voiced_ms = 0.0
@@ -205,6 +205,9 @@ class AgentSession:
             self._cancel_speaking()
             for task in list(self._tasks):
                 task.cancel()
+            for waiter in self._tool_waiters.values():
+                if not waiter.done():
+                    waiter.set_result(None)  # no answer will come any more
             self.close_code = self.ws.close_code
             self.close_reason = self.ws.close_reason
             self.closed.set()
@@ -504,7 +507,7 @@ class AgentSession:
 
     async def _call_tool(self, tool: brain.ToolRequest, event_id: int) -> ToolResult | None:
         tool_call_id = f"call_{next(self._tool_ids)}"
-        waiter: asyncio.Future[ToolResult] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[ToolResult | None] = asyncio.get_running_loop().create_future()
         self._tool_waiters[tool_call_id] = waiter
         await self.send(
             {

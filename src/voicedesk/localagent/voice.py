@@ -7,6 +7,7 @@ negotiated ``agent_output_audio_format``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import struct
@@ -91,7 +92,14 @@ async def _espeak(text: str, rate: int) -> Int16Array:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    out, _ = await proc.communicate()
+    try:
+        out, _ = await proc.communicate()
+    except asyncio.CancelledError:
+        # The turn was interrupted: leave no synthesiser (or its reaper thread) behind.
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.shield(proc.wait())
+        raise
     if proc.returncode != 0:
         raise RuntimeError(f"espeak-ng exited with {proc.returncode}")
     source_rate, samples = _parse_wav(out)

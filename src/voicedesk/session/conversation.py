@@ -120,6 +120,9 @@ class Conversation:
         self._ended = asyncio.Event()
         self._ended.set()
         self._audio_running = False
+        # Agent audio that arrives while the devices are still opening (the greeting
+        # follows the metadata at once) waits here instead of being lost.
+        self._audio_backlog: list[bytes] = []
         self._text_only = options.text_only or audio is None
         self._muted = False
         self._volume = 1.0
@@ -387,11 +390,15 @@ class Conversation:
             )
         except AudioStartError as exc:
             self._text_only = True
+            self._audio_backlog.clear()
             self._emit(AudioUnavailable(f"{exc} The conversation goes on as text."))
             return
         self._audio_running = True
         self._audio.set_muted(self._muted)
         self._audio.set_volume(self._volume)
+        backlog, self._audio_backlog = self._audio_backlog, []
+        for chunk in backlog:
+            self._audio.play(chunk)
 
     async def _stop_audio(self) -> None:
         if self._audio is not None and self._audio_running:
@@ -432,6 +439,7 @@ class Conversation:
 
     async def _finish(self, code: int | None, reason: str | None) -> None:
         self._outbox.put_nowait(None)
+        self._audio_backlog.clear()
         await self._stop_audio()
         for task in list(self._tasks):
             if task is not asyncio.current_task():
@@ -472,7 +480,10 @@ class Conversation:
             case AgentAudio(audio=audio):
                 if self._audio is not None and self._audio_running:
                     self._audio.play(audio)
+                elif not self._text_only:
+                    self._audio_backlog.append(audio)
             case Interruption():
+                self._audio_backlog.clear()
                 if self._audio is not None and self._audio_running:
                     self._audio.interrupt()
             case ClientToolCall():

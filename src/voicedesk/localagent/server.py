@@ -202,9 +202,15 @@ class AgentSession:
         except ConnectionClosed:
             pass
         finally:
+            speaking = self._speaking
             self._cancel_speaking()
-            for task in list(self._tasks):
+            tasks = list(self._tasks)
+            for task in tasks:
                 task.cancel()
+            if speaking is not None:
+                tasks.append(speaking)
+            # Wait for the turns to unwind, so no synthesiser outlives the conversation.
+            await asyncio.gather(*tasks, return_exceptions=True)
             for waiter in self._tool_waiters.values():
                 if not waiter.done():
                     waiter.set_result(None)  # no answer will come any more

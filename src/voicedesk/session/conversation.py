@@ -309,6 +309,7 @@ class Conversation:
 
     async def _open(self, url: str) -> ClientConnection:
         o = self.options
+        logger.debug("connecting to %s", url)  # the log redacts signatures
         try:
             return await websockets.connect(
                 url,

@@ -68,7 +68,9 @@ def no_keyring() -> Any:
 
 
 def test_settings_round_trip_and_live_in_the_config_dir(tmp_path: Path) -> None:
-    settings = Settings(agent_id="agent_1", server_url="eu", dynamic_variables={"a": "b"}, volume=0.4)
+    settings = Settings(
+        agent_id="agent_1", server_url="eu", dynamic_variables={"a": "b"}, volume=0.4
+    )
     path = config.save_settings(settings)
     assert path == tmp_path / "config" / "settings.json"
     assert config.load_settings() == settings
@@ -82,7 +84,9 @@ def test_missing_corrupt_and_odd_settings_files(tmp_path: Path) -> None:
     assert config.load_settings() == Settings()
     path.write_text("[1, 2]")
     assert config.load_settings() == Settings()
-    path.write_text(json.dumps({"agent_id": 5, "text_only": "yes", "volume": 0.5, "unknown": 1, "user_id": "u"}))
+    path.write_text(
+        json.dumps({"agent_id": 5, "text_only": "yes", "volume": 0.5, "unknown": 1, "user_id": "u"})
+    )
     assert config.load_settings() == Settings(volume=0.5, user_id="u")
 
 
@@ -97,44 +101,64 @@ def test_api_key_goes_to_the_keyring_only(memory_keyring: MemoryKeyring, tmp_pat
 
 
 def test_no_keyring_is_a_sentence_and_never_a_file(no_keyring: None, tmp_path: Path) -> None:
-    with pytest.raises(SecretStoreError, match="no usable keyring.*never writes"):
+    with pytest.raises(SecretStoreError, match=r"no usable keyring.*never writes"):
         config.save_api_key("sk_nowhere_to_go_123456")
     assert config.load_api_key() is None
     config.delete_api_key()
     assert not any("sk_nowhere" in p.read_text() for p in tmp_path.rglob("*") if p.is_file())
 
 
-def test_remember_saves_settings_and_the_key_apart(memory_keyring: MemoryKeyring, tmp_path: Path) -> None:
+def test_remember_saves_settings_and_the_key_apart(
+    memory_keyring: MemoryKeyring, tmp_path: Path
+) -> None:
     key = "sk_remember_me_0123456789"
-    args = app.build_parser().parse_args(["console", "--agent-id", "agent_7", "--api-key", key, "--server-url", "us", "--remember"])
+    args = app.build_parser().parse_args(
+        ["console", "--agent-id", "agent_7", "--api-key", key, "--server-url", "us", "--remember"]
+    )
     settings = Settings()
     plan = app.resolve(args, settings, {})
     said = app.remember(args, plan, settings)
-    assert said == [f"Saved the agent and server as defaults in {config.settings_path()}.", "Saved the API key in the OS keyring."]
+    assert said == [
+        f"Saved the agent and server as defaults in {config.settings_path()}.",
+        "Saved the API key in the OS keyring.",
+    ]
     text = config.settings_path().read_text()
     assert key not in text
     assert json.loads(text)["agent_id"] == "agent_7"
     # Next launch: no options, and the key comes from the keyring.
     plan = app.resolve(app.build_parser().parse_args(["console"]), config.load_settings(), {})
-    assert (plan.demo, plan.options.agent_id, plan.options.api_key, plan.options.server_url) == (False, "agent_7", key, "us")
+    assert (plan.demo, plan.options.agent_id, plan.options.api_key, plan.options.server_url) == (
+        False,
+        "agent_7",
+        key,
+        "us",
+    )
 
 
 def test_remember_says_nothing_to_save_for_the_demo() -> None:
     args = app.build_parser().parse_args(["--demo", "--remember"])
-    assert app.remember(args, app.resolve(args, Settings(), {}), Settings()) == ["--remember: nothing to save for the demo agent."]
+    assert app.remember(args, app.resolve(args, Settings(), {}), Settings()) == [
+        "--remember: nothing to save for the demo agent."
+    ]
 
 
 def test_remember_without_a_keyring_explains(no_keyring: None) -> None:
-    args = app.build_parser().parse_args(["--agent-id", "a", "--api-key", "sk_abcdefgh12345", "--remember"])
+    args = app.build_parser().parse_args(
+        ["--agent-id", "a", "--api-key", "sk_abcdefgh12345", "--remember"]
+    )
     said = app.remember(args, app.resolve(args, Settings(), {}), Settings())
     assert "no usable keyring" in said[-1]
 
 
 def test_options_beat_environment_beat_settings(no_keyring: None) -> None:
     parser = app.build_parser()
-    settings = Settings(agent_id="from_settings", dynamic_variables={"a": "1", "b": "1"}, user_id="su")
+    settings = Settings(
+        agent_id="from_settings", dynamic_variables={"a": "1", "b": "1"}, user_id="su"
+    )
     env = {"ELEVENLABS_AGENT_ID": "from_env", "ELEVENLABS_API_KEY": "sk_env_key_123456"}
-    plan = app.resolve(parser.parse_args(["console", "--var", "b=2", "--var", "c=x=y"]), settings, env)
+    plan = app.resolve(
+        parser.parse_args(["console", "--var", "b=2", "--var", "c=x=y"]), settings, env
+    )
     assert plan.options.agent_id == "from_env"
     assert plan.options.api_key == "sk_env_key_123456"
     assert plan.options.dynamic_variables == {"a": "1", "b": "2", "c": "x=y"}
@@ -142,15 +166,20 @@ def test_options_beat_environment_beat_settings(no_keyring: None) -> None:
     plan = app.resolve(parser.parse_args(["--agent-id", "from_cli", "console"]), settings, env)
     assert plan.options.agent_id == "from_cli"
     plan = app.resolve(parser.parse_args(["console"]), settings, {})
-    assert plan.options.agent_id == "from_settings" and plan.options.api_key is None
+    assert plan.options.agent_id == "from_settings"
+    assert plan.options.api_key is None
     plan = app.resolve(parser.parse_args(["console", "--demo"]), settings, env)
-    assert plan.demo and plan.options.agent_id == "demo" and plan.options.api_key is None
+    assert plan.demo
+    assert plan.options.agent_id == "demo"
+    assert plan.options.api_key is None
 
 
 def test_redaction_of_keys_and_signatures() -> None:
     SecretRedactor.register("my-registered-secret-value")
     cases = {
-        "GET wss://x/?agent_id=a&conversation_signature=abc.def-123&source=v": "conversation_signature=[redacted]&source=v",
+        "GET wss://x/?agent_id=a&conversation_signature=abc.def-123&source=v": (
+            "conversation_signature=[redacted]&source=v"
+        ),
         "headers {'xi-api-key': 'sk_0123456789abcdef'}": "'xi-api-key': '[redacted]'",
         "api_key=plainsecret12 used": "api_key=[redacted] used",
         "token=abcdef&x=1": "token=[redacted]&x=1",
@@ -173,7 +202,8 @@ def test_log_records_and_tracebacks_are_redacted(tmp_path: Path) -> None:
     for handler in logging.getLogger().handlers:
         handler.flush()
     text = path.read_text()
-    assert "SIGNATURE123" not in text and "sk_abcdef0123456789" not in text
+    assert "SIGNATURE123" not in text
+    assert "sk_abcdef0123456789" not in text
     assert "conversation_signature=[redacted]" in text
     assert "RuntimeError" in text  # the traceback is kept, minus the secret
     config.setup_logging("INFO")  # a second set-up replaces, not duplicates, the handlers
@@ -181,7 +211,9 @@ def test_log_records_and_tracebacks_are_redacted(tmp_path: Path) -> None:
     assert len(ours) == 1
 
 
-def test_an_unwritable_log_dir_is_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unwritable_log_dir_is_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("VOICEDESK_LOG_DIR", str(blocker / "logs"))

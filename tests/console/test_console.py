@@ -18,7 +18,9 @@ from voicedesk.localagent import AgentConfig, LocalAgentServer
 VOICEDESK = [sys.executable, "-m", "voicedesk"]
 
 
-def run_cli(args: list[str], stdin: str = "", timeout: float = 30, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], stdin: str = "", timeout: float = 30, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*VOICEDESK, *args],
         input=stdin,
@@ -29,7 +31,9 @@ def run_cli(args: list[str], stdin: str = "", timeout: float = 30, env: dict[str
     )
 
 
-async def run_cli_async(args: list[str], stdin: str = "", env: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, str, str]:
+async def run_cli_async(
+    args: list[str], stdin: str = "", env: dict[str, str] | None = None, timeout: float = 30
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         *VOICEDESK,
         *args,
@@ -44,16 +48,29 @@ async def run_cli_async(args: list[str], stdin: str = "", env: dict[str, str] | 
 
 
 def test_demo_conversation_from_a_script() -> None:
-    script = "hello\nwhat's my battery?\n/like\n/context User opened settings\nset brightness to 30 %\n/status\nbye\n"
+    script = "\n".join(
+        [
+            "hello",
+            "what's my battery?",
+            "/like",
+            "/context User opened settings",
+            "set brightness to 30 %",
+            "/status",
+            "bye",
+        ]
+    )
     result = run_cli(["console", "--demo"], script)
     out = result.stdout
     assert result.returncode == 0, result.stderr
     assert "Local demo agent on http://127.0.0.1:" in out
     assert "Agent: Hi there, woah, so cool that I'm running on linux." in out
     assert "Agent: Hello! I'm the voicedesk demo agent" in out
-    assert re.search(r"\[tool\] getBatteryLevel\(\) …\n\[tool\] getBatteryLevel (->|failed:) .+ \[\d+ ms\]", out)
+    assert re.search(
+        r"\[tool\] getBatteryLevel\(\) …\n\[tool\] getBatteryLevel (->|failed:) .+ \[\d+ ms\]", out
+    )
     assert "[tool] changeBrightness(brightness=0.3) …" in out
-    assert "(thanks, feedback sent)" in out and "(context sent)" in out
+    assert "(thanks, feedback sent)" in out
+    assert "(context sent)" in out
     assert "Connected (text only" in out
     assert "Agent: Goodbye! Talk to you soon." in out
     assert "Disconnected: The agent ended the conversation." in out
@@ -80,7 +97,9 @@ def test_no_agent_configured_means_the_demo() -> None:
 
 
 def test_commands_and_their_mistakes() -> None:
-    result = run_cli(["console", "--demo"], "/help\n/context\n/nonsense\n/like\n/like\n/mute\n/quit\n")
+    result = run_cli(
+        ["console", "--demo"], "/help\n/context\n/nonsense\n/like\n/like\n/mute\n/quit\n"
+    )
     out = result.stdout
     assert out.count("Commands: /context TEXT") >= 2
     assert "Usage: /context TEXT" in out
@@ -93,7 +112,10 @@ def test_commands_and_their_mistakes() -> None:
 def test_a_refused_connection_is_one_sentence_and_a_nonzero_exit() -> None:
     result = run_cli(["console", "--server-url", "http://127.0.0.1:9", "--agent-id", "x"])
     assert result.returncode == 1
-    assert "Could not start the conversation: The agent service refused the connection." in result.stdout
+    assert (
+        "Could not start the conversation: The agent service refused the connection."
+        in result.stdout
+    )
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -112,7 +134,8 @@ def test_bad_options_say_what_is_wrong(args: list[str], words: str) -> None:
 
 def test_version() -> None:
     result = run_cli(["--version"])
-    assert result.returncode == 0 and result.stdout.startswith("voicedesk ")
+    assert result.returncode == 0
+    assert result.stdout.startswith("voicedesk ")
 
 
 async def test_the_api_key_never_shows_in_output_or_logs(tmp_path: Path) -> None:
@@ -122,7 +145,17 @@ async def test_the_api_key_never_shows_in_output_or_logs(tmp_path: Path) -> None
     log_dir = tmp_path / "logs"
     try:
         code, out, err = await run_cli_async(
-            ["console", "--server-url", server.http_url, "--agent-id", "private", "--api-key", key, "--log-level", "DEBUG"],
+            [
+                "console",
+                "--server-url",
+                server.http_url,
+                "--agent-id",
+                "private",
+                "--api-key",
+                key,
+                "--log-level",
+                "DEBUG",
+            ],
             "hello\n/quit\n",
             env={"VOICEDESK_LOG_DIR": str(log_dir)},
         )
@@ -159,8 +192,15 @@ async def test_the_agent_ending_with_an_error_is_a_nonzero_exit() -> None:
     await server.start()
     try:
         proc = await asyncio.create_subprocess_exec(
-            *VOICEDESK, "console", "--server-url", server.http_url, "--agent-id", "a",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            *VOICEDESK,
+            "console",
+            "--server-url",
+            server.http_url,
+            "--agent-id",
+            "a",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         session = await server.next_session(timeout=scaled(15))
         await session.wait_for(lambda s: s.initiation is not None, timeout=scaled(5))
@@ -178,7 +218,12 @@ async def test_localagent_command_serves_conversations() -> None:
     from voicedesk.protocol.events import AgentResponse
 
     proc = await asyncio.create_subprocess_exec(
-        *VOICEDESK, "localagent", "--port", "0", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *VOICEDESK,
+        "localagent",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
@@ -212,8 +257,15 @@ async def test_typing_in_a_terminal_sends_user_activity_and_ctrl_c_ends() -> Non
     master, slave = pty.openpty()
     try:
         proc = await asyncio.create_subprocess_exec(
-            *VOICEDESK, "console", "--server-url", server.http_url, "--agent-id", "a",
-            stdin=slave, stdout=slave, stderr=slave,
+            *VOICEDESK,
+            "console",
+            "--server-url",
+            server.http_url,
+            "--agent-id",
+            "a",
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
             preexec_fn=_take_terminal,
         )
         os.close(slave)

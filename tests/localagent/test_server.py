@@ -22,7 +22,7 @@ from tests.conftest import scaled
 from voicedesk.audio import codec
 from voicedesk.localagent import AgentConfig, LocalAgentServer, VoiceKind
 from voicedesk.localagent import voice as voice_module
-from voicedesk.localagent.brain import plan_reply, reply_to_tool_result, ToolRequest
+from voicedesk.localagent.brain import ToolRequest, plan_reply, reply_to_tool_result
 from voicedesk.protocol.formats import ALL_FORMATS, parse_audio_format
 
 INIT = {"type": "conversation_initiation_client_data", "dynamic_variables": {"platform": "linux"}}
@@ -44,7 +44,9 @@ async def recv_json(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any
     return json.loads(await asyncio.wait_for(ws.recv(), scaled(timeout)))  # type: ignore[no-any-return]
 
 
-async def recv_until(ws: ClientConnection, msg_type: str, timeout: float = 5.0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def recv_until(
+    ws: ClientConnection, msg_type: str, timeout: float = 5.0
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The first message of ``msg_type``, and everything received before it."""
     seen: list[dict[str, Any]] = []
     async with asyncio.timeout(scaled(timeout)):
@@ -55,7 +57,9 @@ async def recv_until(ws: ClientConnection, msg_type: str, timeout: float = 5.0) 
             seen.append(msg)
 
 
-async def open_conversation(server: LocalAgentServer, init: dict[str, Any] = INIT) -> ClientConnection:
+async def open_conversation(
+    server: LocalAgentServer, init: dict[str, Any] = INIT
+) -> ClientConnection:
     ws = await websockets.connect(server.ws_url())
     await ws.send(json.dumps(init))
     return ws
@@ -77,12 +81,15 @@ async def test_signed_url_endpoint_checks_the_key() -> None:
     async with running(api_key="sk_right_key_000") as server:
         url = f"{server.http_url}/v1/convai/conversation/get-signed-url?agent_id=agent_1"
         status, body = await asyncio.to_thread(http_get, url, {"xi-api-key": "sk_wrong"})
-        assert status == 401 and body["detail"]["status"] == "invalid_api_key"
+        assert status == 401
+        assert body["detail"]["status"] == "invalid_api_key"
         status, body = await asyncio.to_thread(http_get, url)
         assert status == 401
         status, body = await asyncio.to_thread(http_get, url, {"xi-api-key": "sk_right_key_000"})
         assert status == 200
-        assert body["signed_url"].startswith(f"ws://127.0.0.1:{server.port}/v1/convai/conversation?agent_id=agent_1&conversation_signature=")
+        assert body["signed_url"].startswith(
+            f"ws://127.0.0.1:{server.port}/v1/convai/conversation?agent_id=agent_1&conversation_signature="
+        )
         missing = f"{server.http_url}/v1/convai/conversation/get-signed-url"
         status, _ = await asyncio.to_thread(http_get, missing, {"xi-api-key": "sk_right_key_000"})
         assert status == 422
@@ -97,14 +104,16 @@ async def test_signed_url_endpoint_checks_the_key() -> None:
         ws = await websockets.connect(server.ws_url("agent_1"))
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await recv_json(ws)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
 
 
 async def test_without_a_configured_key_any_key_gets_a_signed_url() -> None:
     async with running() as server:
         url = f"{server.http_url}/v1/convai/conversation/get-signed-url?agent_id=a"
         status, body = await asyncio.to_thread(http_get, url, {"xi-api-key": "anything"})
-        assert status == 200 and "signed_url" in body
+        assert status == 200
+        assert "signed_url" in body
 
 
 async def test_websocket_without_agent_id_is_rejected() -> None:
@@ -119,18 +128,23 @@ async def test_websocket_without_agent_id_is_rejected() -> None:
 
 async def test_metadata_first_then_greeting_with_platform_filled_text_only() -> None:
     async with running() as server:
-        ws = await open_conversation(server, {**TEXT_ONLY_INIT, "dynamic_variables": {"platform": "macos"}})
+        ws = await open_conversation(
+            server, {**TEXT_ONLY_INIT, "dynamic_variables": {"platform": "macos"}}
+        )
         metadata = await recv_json(ws)
         assert metadata["type"] == "conversation_initiation_metadata"
         event = metadata["conversation_initiation_metadata_event"]
         assert event["conversation_id"].startswith("conv_local_")
-        assert (event["agent_output_audio_format"], event["user_input_audio_format"]) == ("pcm_16000", "pcm_16000")
+        assert (event["agent_output_audio_format"], event["user_input_audio_format"]) == (
+            "pcm_16000",
+            "pcm_16000",
+        )
         response, before = await recv_until(ws, "agent_response")
         assert response["agent_response_event"]["agent_response"] == (
             "Hi there, woah, so cool that I'm running on macos. What can I help you with?"
         )
         # Streamed as parts first, and no audio at all in a text-only conversation.
-        assert [m["text_response_part"]["type"] for m in before][0] == "start"
+        assert next(m["text_response_part"]["type"] for m in before) == "start"
         assert all(m["type"] == "agent_chat_response_part" for m in before)
         await ws.send(json.dumps({"type": "user_message", "text": "hi"}))
         _, between = await recv_until(ws, "agent_response")
@@ -143,7 +157,9 @@ async def test_audio_in_every_negotiated_format_has_the_right_pitch(fmt: str) ->
     async with running(agent_output_audio_format=fmt, voice=VoiceKind.SINE) as server:
         ws = await open_conversation(server)
         metadata = await recv_json(ws)
-        assert metadata["conversation_initiation_metadata_event"]["agent_output_audio_format"] == fmt
+        assert (
+            metadata["conversation_initiation_metadata_event"]["agent_output_audio_format"] == fmt
+        )
         first = await recv_json(ws)
         assert first["type"] == "agent_response"
         event_id = first["agent_response_event"]["event_id"]
@@ -204,7 +220,9 @@ async def test_user_speech_interrupts_the_agent_and_gets_a_turn() -> None:
         assert "s of speech" in transcript["user_transcription_event"]["user_transcript"]
         reply, before = await recv_until(ws, "agent_response")
         assert "without speech recognition" in reply["agent_response_event"]["agent_response"]
-        assert any(m["type"] == "vad_score" for m in before) or server.sessions[0].audio_chunks == 12
+        assert (
+            any(m["type"] == "vad_score" for m in before) or server.sessions[0].audio_chunks == 12
+        )
         await ws.close()
 
 
@@ -239,11 +257,22 @@ async def test_tool_call_and_non_string_result_is_a_contract_violation() -> None
         await ws.send(json.dumps({"type": "user_message", "text": "what's my battery?"}))
         call, _ = await recv_until(ws, "client_tool_call")
         body = call["client_tool_call"]
-        assert body["tool_name"] == "getBatteryLevel" and body["parameters"] == {}
-        await ws.send(json.dumps({"type": "client_tool_result", "tool_call_id": body["tool_call_id"], "result": 0.5, "is_error": False}))
+        assert body["tool_name"] == "getBatteryLevel"
+        assert body["parameters"] == {}
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "client_tool_result",
+                    "tool_call_id": body["tool_call_id"],
+                    "result": 0.5,
+                    "is_error": False,
+                }
+            )
+        )
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await recv_until(ws, "never")
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
         assert "must be a string" in closed.value.rcvd.reason
 
 
@@ -265,7 +294,8 @@ async def test_invalid_client_messages_close_with_1008(frame: str, reason: str) 
         await ws.send(frame)
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await recv_until(ws, "never")
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
         assert reason in closed.value.rcvd.reason
 
 
@@ -275,7 +305,8 @@ async def test_a_first_frame_that_is_not_json_closes() -> None:
         await ws.send("garbage")
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await recv_json(ws)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
 
 
 async def test_bad_dynamic_variables_close() -> None:
@@ -283,7 +314,8 @@ async def test_bad_dynamic_variables_close() -> None:
         ws = await open_conversation(server, {**INIT, "dynamic_variables": [1]})
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await recv_json(ws)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
 
 
 async def test_without_initiation_the_agent_goes_on_with_defaults() -> None:
@@ -339,7 +371,8 @@ async def test_feedback_is_recorded() -> None:
 )
 def test_tools_asked_in_words(text: str, tool: str, params: dict[str, Any]) -> None:
     plan = plan_reply(text)
-    assert plan.tool is not None and (plan.tool.name, plan.tool.parameters) == (tool, params)
+    assert plan.tool is not None
+    assert (plan.tool.name, plan.tool.parameters) == (tool, params)
 
 
 def test_other_rules() -> None:

@@ -73,7 +73,8 @@ def test_details() -> None:
     assert details_for_server_close(4000, "x", agent_ended=True).reason is DisconnectReason.AGENT
     assert details_for_server_close(1011, "x").is_error
     user = details_for_user_end()
-    assert user.reason is DisconnectReason.USER and user.close_code == 1000
+    assert user.reason is DisconnectReason.USER
+    assert user.close_code == 1000
 
 
 @pytest.mark.parametrize(
@@ -95,7 +96,9 @@ def test_all_seven_formats(name: str, encoding: Encoding, rate: int) -> None:
     assert fmt in ALL_FORMATS
 
 
-@pytest.mark.parametrize("name", ["mp3_44100_128", "pcm_12345", "ulaw_16000", "pcm", "opus_48000", ""])
+@pytest.mark.parametrize(
+    "name", ["mp3_44100_128", "pcm_12345", "ulaw_16000", "pcm", "opus_48000", ""]
+)
 def test_unsupported_formats(name: str) -> None:
     with pytest.raises(UnsupportedFormatError):
         parse_audio_format(name)

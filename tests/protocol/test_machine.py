@@ -64,7 +64,10 @@ def audio(event_id: int | None, data: bytes = b"\x00\x01") -> str:
 
 def agent_response(text: str, event_id: int | None) -> str:
     return json.dumps(
-        {"type": "agent_response", "agent_response_event": {"agent_response": text, "event_id": event_id}}
+        {
+            "type": "agent_response",
+            "agent_response_event": {"agent_response": text, "event_id": event_id},
+        }
     )
 
 
@@ -164,7 +167,9 @@ def test_user_messages_once_connected() -> None:
 
 def test_ping_answered_at_once_with_the_same_id_and_latency_reported() -> None:
     core = connected_core()
-    core.receive_frame(json.dumps({"type": "ping", "ping_event": {"event_id": 12345, "ping_ms": 50}}))
+    core.receive_frame(
+        json.dumps({"type": "ping", "ping_event": {"event_id": 12345, "ping_ms": 50}})
+    )
     assert sent(core) == [{"type": "pong", "event_id": 12345}]
     assert core.events_received() == [LatencyMeasured(50)]
     core.receive_frame(json.dumps({"type": "ping", "ping_event": {"event_id": 9, "ping_ms": None}}))
@@ -196,7 +201,9 @@ def test_unsupported_audio_format_ends_with_a_sentence() -> None:
     core.receive_frame(metadata(out="mp3_44100_128"))
     events = core.events_received()
     errors = [e for e in events if isinstance(e, ErrorReported)]
-    assert errors and errors[0].fatal and "mp3_44100_128" in errors[0].message
+    assert errors
+    assert errors[0].fatal
+    assert "mp3_44100_128" in errors[0].message
     assert CloseRequested(1000, "Client error") in events
     assert core.status is Status.DISCONNECTING
     core.connection_closed(1000, "Client error")
@@ -207,7 +214,8 @@ def test_unsupported_audio_format_ends_with_a_sentence() -> None:
 
 def test_mode_follows_playback_and_interruption() -> None:
     core = connected_core()
-    assert core.mode is Mode.LISTENING and not core.is_speaking
+    assert core.mode is Mode.LISTENING
+    assert not core.is_speaking
     core.playback_started()
     assert core.is_speaking
     assert core.events_received() == [ModeChanged(Mode.SPEAKING)]
@@ -257,7 +265,8 @@ def test_an_older_interruption_does_not_move_the_filter_back() -> None:
 
 def test_feedback_rates_the_latest_response_once() -> None:
     core = connected_core()
-    assert not core.can_send_feedback and core.feedback_event_id is None
+    assert not core.can_send_feedback
+    assert core.feedback_event_id is None
     core.receive_frame(agent_response("Hi", 3))
     assert core.events_received() == [AgentResponse("Hi", 3), CanSendFeedbackChanged(True)]
     core.receive_frame(agent_response("More", 5))
@@ -427,7 +436,9 @@ def test_end_call_while_disconnecting_changes_nothing() -> None:
     core.end()
     core.events_received()
     core.receive_frame(
-        json.dumps({"type": "agent_tool_response", "agent_tool_response": {"tool_name": "end_call"}})
+        json.dumps(
+            {"type": "agent_tool_response", "agent_tool_response": {"tool_name": "end_call"}}
+        )
     )
     assert not any(isinstance(e, CloseRequested) for e in core.events_received())
     core.connection_closed(1000, "")
@@ -448,7 +459,9 @@ def test_end_call_while_disconnecting_changes_nothing() -> None:
         (1006, "", "lost"),
     ],
 )
-def test_server_close_codes_become_error_details(code: int | None, reason: str | None, words: str) -> None:
+def test_server_close_codes_become_error_details(
+    code: int | None, reason: str | None, words: str
+) -> None:
     core = connected_core()
     core.connection_closed(code, reason)
     (event,) = [e for e in core.events_received() if isinstance(e, Disconnected)]
@@ -463,14 +476,19 @@ def test_error_event_ends_the_conversation_with_its_sentence() -> None:
         json.dumps(
             {
                 "type": "error",
-                "error_event": {"code": 1008, "message": "var x missing", "error_type": "missing_dynamic_variable"},
+                "error_event": {
+                    "code": 1008,
+                    "message": "var x missing",
+                    "error_type": "missing_dynamic_variable",
+                },
             }
         )
     )
     events = core.events_received()
     assert ServerError("var x missing", 1008, "missing_dynamic_variable") in events
     (reported,) = [e for e in events if isinstance(e, ErrorReported)]
-    assert reported.fatal and "--var" in reported.message
+    assert reported.fatal
+    assert "--var" in reported.message
     assert CloseRequested(1000, "Client closing after server error") in events
     core.connection_closed(1008, "var x missing")
     (event,) = [e for e in core.events_received() if isinstance(e, Disconnected)]
@@ -493,7 +511,8 @@ def test_malformed_frames_are_reported_once_and_the_conversation_goes_on() -> No
     events = core.events_received()
     assert sum(isinstance(e, MalformedFrame) for e in events) == 2
     reported = [e for e in events if isinstance(e, ErrorReported)]
-    assert len(reported) == 1 and not reported[0].fatal
+    assert len(reported) == 1
+    assert not reported[0].fatal
     assert core.status is Status.CONNECTED
 
 
@@ -556,12 +575,24 @@ def test_conversation_state_resets_between_conversations() -> None:
 server_frames = st.one_of(
     st.sampled_from(
         [
-            metadata(), audio(1), audio(2), audio(None), agent_response("a", 1), agent_response("b", 2),
-            interruption(2), interruption(None), tool_call("c1"), tool_call("c2", "flashScreen"),
+            metadata(),
+            audio(1),
+            audio(2),
+            audio(None),
+            agent_response("a", 1),
+            agent_response("b", 2),
+            interruption(2),
+            interruption(None),
+            tool_call("c1"),
+            tool_call("c2", "flashScreen"),
             json.dumps({"type": "ping", "ping_event": {"event_id": 3, "ping_ms": 4}}),
             json.dumps({"type": "error", "error_event": {"message": "x"}}),
-            json.dumps({"type": "agent_tool_response", "agent_tool_response": {"tool_name": "end_call"}}),
-            "{bad", "[]", json.dumps({"type": "mystery"}),
+            json.dumps(
+                {"type": "agent_tool_response", "agent_tool_response": {"tool_name": "end_call"}}
+            ),
+            "{bad",
+            "[]",
+            json.dumps({"type": "mystery"}),
         ]
     ),
     st.text(max_size=30),
@@ -606,5 +637,6 @@ def test_any_sequence_of_frames_and_actions_keeps_the_core_consistent(steps: lis
         if core.is_speaking:
             assert core.status is Status.CONNECTED
         if core.status is Status.DISCONNECTED:
-            assert not core.can_send_feedback and core.mode is Mode.LISTENING
+            assert not core.can_send_feedback
+            assert core.mode is Mode.LISTENING
     assert disconnects <= 1

@@ -76,7 +76,10 @@ REFERENCE_MESSAGES = [
         AgentAudio(b"\x01\x02\x03\x04", 3, Alignment(("H", "i"), (0, 80), (80, 90))),
     ),
     (
-        {"type": "agent_response", "agent_response_event": {"agent_response": "Hi!", "event_id": 3}},
+        {
+            "type": "agent_response",
+            "agent_response_event": {"agent_response": "Hi!", "event_id": 3},
+        },
         AgentResponse("Hi!", 3),
     ),
     (
@@ -177,7 +180,10 @@ def test_every_reference_server_message_parses(message: dict[str, Any], expected
         ({"type": "interruption"}, Interruption(None)),
         ({"type": "ping", "ping_event": {"event_id": 1}}, Ping(1, None)),
         (
-            {"type": "client_tool_call", "client_tool_call": {"tool_name": "t", "tool_call_id": "c"}},
+            {
+                "type": "client_tool_call",
+                "client_tool_call": {"tool_name": "t", "tool_call_id": "c"},
+            },
             ClientToolCall("t", "c", {}, None),
         ),
         (
@@ -229,16 +235,30 @@ def test_unknown_types_are_reported_as_unknown_not_errors() -> None:
         (frame({"type": "audio"}), "audio_event"),
         (frame({"type": "audio", "audio_event": {"audio_base_64": "***"}}), "base64"),
         (frame({"type": "audio", "audio_event": {"audio_base_64": 5}}), "audio_base_64"),
-        (frame({"type": "audio", "audio_event": {"audio_base_64": "", "event_id": "x"}}), "event_id"),
-        (frame({"type": "audio", "audio_event": {"audio_base_64": "", "event_id": 1.5}}), "integer"),
-        (frame({"type": "audio", "audio_event": {"audio_base_64": "", "event_id": True}}), "number"),
+        (
+            frame({"type": "audio", "audio_event": {"audio_base_64": "", "event_id": "x"}}),
+            "event_id",
+        ),
+        (
+            frame({"type": "audio", "audio_event": {"audio_base_64": "", "event_id": 1.5}}),
+            "integer",
+        ),
+        (
+            frame({"type": "audio", "audio_event": {"audio_base_64": "", "event_id": True}}),
+            "number",
+        ),
         (frame({"type": "ping", "ping_event": {}}), "event_id"),
         (frame({"type": "ping", "ping_event": {"event_id": 1, "ping_ms": "fast"}}), "ping_ms"),
         (frame({"type": "interruption", "interruption_event": [1]}), "interruption_event"),
         (frame({"type": "vad_score", "vad_score_event": {"vad_score": "high"}}), "vad_score"),
         (frame({"type": "vad_score", "vad_score_event": {"vad_score": True}}), "vad_score"),
         (
-            frame({"type": "client_tool_call", "client_tool_call": {"tool_name": "t", "tool_call_id": "c", "parameters": [1]}}),
+            frame(
+                {
+                    "type": "client_tool_call",
+                    "client_tool_call": {"tool_name": "t", "tool_call_id": "c", "parameters": [1]},
+                }
+            ),
             "parameters",
         ),
         (
@@ -246,10 +266,18 @@ def test_unknown_types_are_reported_as_unknown_not_errors() -> None:
             "middle",
         ),
         (
-            frame({"type": "agent_tool_response", "agent_tool_response": {"tool_name": "x", "is_error": "no"}}),
+            frame(
+                {
+                    "type": "agent_tool_response",
+                    "agent_tool_response": {"tool_name": "x", "is_error": "no"},
+                }
+            ),
             "is_error",
         ),
-        (frame({"type": "agent_response", "agent_response_event": {"agent_response": None}}), "agent_response"),
+        (
+            frame({"type": "agent_response", "agent_response_event": {"agent_response": None}}),
+            "agent_response",
+        ),
         ('{"type": "ping", "ping_event": {"event_id": NaN}}', "integer"),
     ],
 )
@@ -267,16 +295,28 @@ def test_deeply_nested_json_is_malformed_not_a_crash() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 message_types = st.sampled_from(
     [
-        "conversation_initiation_metadata", "audio", "agent_response", "agent_response_correction",
-        "agent_chat_response_part", "user_transcript", "tentative_user_transcript",
-        "internal_tentative_agent_response", "interruption", "ping", "client_tool_call",
-        "vad_score", "agent_tool_response", "error", "something_new",
+        "conversation_initiation_metadata",
+        "audio",
+        "agent_response",
+        "agent_response_correction",
+        "agent_chat_response_part",
+        "user_transcript",
+        "tentative_user_transcript",
+        "internal_tentative_agent_response",
+        "interruption",
+        "ping",
+        "client_tool_call",
+        "vad_score",
+        "agent_tool_response",
+        "error",
+        "something_new",
     ]
 )
 
@@ -338,10 +378,18 @@ def test_initiation_omits_unset_keys() -> None:
         (Pong(12345), {"type": "pong", "event_id": 12345}),
         (
             ClientToolResult("call_1", "0.82", False),
-            {"type": "client_tool_result", "tool_call_id": "call_1", "result": "0.82", "is_error": False},
+            {
+                "type": "client_tool_result",
+                "tool_call_id": "call_1",
+                "result": "0.82",
+                "is_error": False,
+            },
         ),
         (UserMessage("hello"), {"type": "user_message", "text": "hello"}),
-        (ContextualUpdate("User opened settings"), {"type": "contextual_update", "text": "User opened settings"}),
+        (
+            ContextualUpdate("User opened settings"),
+            {"type": "contextual_update", "text": "User opened settings"},
+        ),
         (UserActivity(), {"type": "user_activity"}),
         (Feedback("like", 7), {"type": "feedback", "score": "like", "event_id": 7}),
         (Feedback("dislike", 8), {"type": "feedback", "score": "dislike", "event_id": 8}),
@@ -356,4 +404,7 @@ def test_audio_chunk_has_no_type_key() -> None:
 
 
 def test_non_ascii_text_survives() -> None:
-    assert json.loads(serialize(UserMessage("Grüße 👋"))) == {"type": "user_message", "text": "Grüße 👋"}
+    assert json.loads(serialize(UserMessage("Grüße 👋"))) == {
+        "type": "user_message",
+        "text": "Grüße 👋",
+    }

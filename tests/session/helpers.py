@@ -31,7 +31,9 @@ class Recorder:
     def of_type(self, cls: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, cls)]
 
-    async def wait_for(self, cls: type[E], predicate: Callable[[E], bool] = lambda e: True, timeout: float = 5.0) -> E:
+    async def wait_for(
+        self, cls: type[E], predicate: Callable[[E], bool] = lambda e: True, timeout: float = 5.0
+    ) -> E:
         async with asyncio.timeout(scaled(timeout)):
             while True:
                 for event in self.events:
@@ -52,7 +54,9 @@ def options(server_url: str, **kwargs: Any) -> ConversationOptions:
     return ConversationOptions(server_url=server_url, **kwargs)
 
 
-def make(server_url: str, tools: ToolRegistry | None = None, audio: Any = None, **kwargs: Any) -> tuple[Conversation, Recorder]:
+def make(
+    server_url: str, tools: ToolRegistry | None = None, audio: Any = None, **kwargs: Any
+) -> tuple[Conversation, Recorder]:
     conversation = Conversation(options(server_url, **kwargs), tools=tools, audio=audio)
     return conversation, Recorder(conversation)
 
@@ -70,7 +74,9 @@ class RecordingAudioPort:
         self.volume: float | None = None
         self.stopped = 0
 
-    async def start(self, *, input_format: AudioFormat, output_format: AudioFormat, sink: AudioSink) -> None:
+    async def start(
+        self, *, input_format: AudioFormat, output_format: AudioFormat, sink: AudioSink
+    ) -> None:
         if self.fail_with:
             raise AudioStartError(self.fail_with)
         self.formats = (input_format, output_format)

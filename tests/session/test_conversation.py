@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import scaled
-from tests.session.helpers import Recorder, RecordingAudioPort, make
+from tests.session.helpers import RecordingAudioPort, make
 from voicedesk import __version__
 from voicedesk.localagent import AgentConfig, LocalAgentServer, VoiceKind
 from voicedesk.protocol.errors import DisconnectReason
@@ -40,7 +40,10 @@ async def server_with(**config: Any) -> LocalAgentServer:
 
 def registry(*tools: tuple[str, Any], timeout_s: float = 3.0) -> ToolRegistry:
     return ToolRegistry(
-        [ClientTool(ToolDefinition(name, f"test tool {name}", timeout_s=timeout_s), fn) for name, fn in tools]
+        [
+            ClientTool(ToolDefinition(name, f"test tool {name}", timeout_s=timeout_s), fn)
+            for name, fn in tools
+        ]
     )
 
 
@@ -54,7 +57,9 @@ async def test_text_conversation_every_message_both_ways(agent: LocalAgentServer
     assert conv.status is Status.CONNECTED
     assert [e.status for e in rec.of_type(StatusChanged)] == [Status.CONNECTING, Status.CONNECTED]
     session = agent.sessions[0]
-    assert rec.of_type(Connected)[0].conversation_id == session.conversation_id == conv.conversation_id
+    assert (
+        rec.of_type(Connected)[0].conversation_id == session.conversation_id == conv.conversation_id
+    )
 
     initiation = session.initiation
     assert initiation is not None
@@ -64,7 +69,10 @@ async def test_text_conversation_every_message_both_ways(agent: LocalAgentServer
     assert initiation["conversation_config_override"] == {"conversation": {"text_only": True}}
 
     greeting = await rec.wait_for(AgentResponse)
-    assert greeting.text == "Hi there, woah, so cool that I'm running on linux. What can I help you with?"
+    assert (
+        greeting.text
+        == "Hi there, woah, so cool that I'm running on linux. What can I help you with?"
+    )
     await rec.wait_for(CanSendFeedbackChanged, lambda e: e.can_send_feedback)
     assert conv.can_send_feedback
 
@@ -77,8 +85,11 @@ async def test_text_conversation_every_message_both_ways(agent: LocalAgentServer
     assert conv.send_contextual_update("User opened settings")
     assert conv.send_user_message("hello")
     reply = await rec.wait_for(AgentResponse, lambda e: e.text.startswith("Hello!"))
-    assert reply.event_id is not None and reply.event_id > (greeting.event_id or 0)
-    await session.wait_for(lambda s: s.user_activity_count == 1 and s.contextual_updates == ["User opened settings"])
+    assert reply.event_id is not None
+    assert reply.event_id > (greeting.event_id or 0)
+    await session.wait_for(
+        lambda s: s.user_activity_count == 1 and s.contextual_updates == ["User opened settings"]
+    )
     assert session.user_messages == ["hello"]
 
     await rec.wait_for(LatencyMeasured)
@@ -93,8 +104,12 @@ async def test_text_conversation_every_message_both_ways(agent: LocalAgentServer
     assert (session.close_code, session.close_reason) == (1000, "User ended conversation")
 
 
-async def test_overrides_reach_the_agent_and_the_first_message_is_overridden(agent: LocalAgentServer) -> None:
-    conv, rec = make(agent.http_url, first_message="Ahoy from {{platform}}!", language="de", voice_id="v_1")
+async def test_overrides_reach_the_agent_and_the_first_message_is_overridden(
+    agent: LocalAgentServer,
+) -> None:
+    conv, rec = make(
+        agent.http_url, first_message="Ahoy from {{platform}}!", language="de", voice_id="v_1"
+    )
     assert await conv.start()
     override = agent.sessions[0].initiation["conversation_config_override"]  # type: ignore[index]
     assert override == {
@@ -106,7 +121,9 @@ async def test_overrides_reach_the_agent_and_the_first_message_is_overridden(age
     await conv.end()
 
 
-async def test_user_variables_cannot_drop_platform_but_may_override_it(agent: LocalAgentServer) -> None:
+async def test_user_variables_cannot_drop_platform_but_may_override_it(
+    agent: LocalAgentServer,
+) -> None:
     conv, _ = make(agent.http_url, dynamic_variables={"platform": "custom-os", "n": 3})
     assert await conv.start()
     assert agent.sessions[0].dynamic_variables == {"platform": "custom-os", "n": 3}
@@ -136,7 +153,9 @@ async def test_a_new_start_works_after_an_end(agent: LocalAgentServer) -> None:
     assert len(rec.of_type(Disconnected)) == 2
 
 
-async def test_a_listener_that_raises_does_not_break_the_conversation(agent: LocalAgentServer) -> None:
+async def test_a_listener_that_raises_does_not_break_the_conversation(
+    agent: LocalAgentServer,
+) -> None:
     conv, rec = make(agent.http_url)
 
     def broken(event: object) -> None:
@@ -177,7 +196,10 @@ async def test_a_bad_api_key_says_so() -> None:
         assert "API key was not accepted" in details.message
         assert "sk_wrong" not in details.message
         assert server.sessions == []
-        assert [e.status for e in rec.of_type(StatusChanged)] == [Status.CONNECTING, Status.DISCONNECTED]
+        assert [e.status for e in rec.of_type(StatusChanged)] == [
+            Status.CONNECTING,
+            Status.DISCONNECTED,
+        ]
     finally:
         await server.stop()
 
@@ -188,7 +210,8 @@ async def test_a_private_agent_without_a_key_is_refused_with_a_sentence() -> Non
         conv, rec = make(server.http_url)
         assert not await conv.start()
         message = rec.disconnect().details.message
-        assert "refused the conversation" in message and "signed URL" in message
+        assert "refused the conversation" in message
+        assert "signed URL" in message
     finally:
         await server.stop()
 
@@ -258,7 +281,8 @@ async def _http_server(status: int, body: bytes) -> tuple[asyncio.Server, str]:
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(
-            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
             "Connection: close\r\n\r\n".encode()
             + body
         )
@@ -288,7 +312,9 @@ async def test_rest_errors_from_the_signed_url_call(status: int, body: bytes, wo
         server.close()
 
 
-@pytest.mark.parametrize(("status", "words"), [(500, "HTTP 500"), (403, "needs authentication"), (404, "not found")])
+@pytest.mark.parametrize(
+    ("status", "words"), [(500, "HTTP 500"), (403, "needs authentication"), (404, "not found")]
+)
 async def test_http_errors_instead_of_a_websocket(status: int, words: str) -> None:
     server, url = await _http_server(status, b"{}")
     try:
@@ -372,14 +398,19 @@ async def test_an_override_the_agent_forbids_is_explained() -> None:
         (1000, "", DisconnectReason.AGENT, "agent ended"),
         (1002, "TTS timeout", DisconnectReason.ERROR, "operational problem (TTS timeout)"),
         (1008, "Invalid message received", DisconnectReason.ERROR, "refused the conversation"),
-        (1011, "Conversation has exceeded maximum duration", DisconnectReason.ERROR, "maximum duration"),
+        (
+            1011,
+            "Conversation has exceeded maximum duration",
+            DisconnectReason.ERROR,
+            "maximum duration",
+        ),
         (4005, "", DisconnectReason.ERROR, "closed by the server"),
     ],
 )
 async def test_server_closes_with_any_code(
     agent: LocalAgentServer, code: int, reason: str, expected: DisconnectReason, words: str
 ) -> None:
-    conv, rec = make(agent.http_url)
+    conv, _ = make(agent.http_url)
     assert await conv.start()
     await agent.sessions[0].close(code, reason)
     details = await asyncio.wait_for(conv.wait_disconnected(), scaled(3))
@@ -397,18 +428,23 @@ async def test_the_agent_hangs_up(agent: LocalAgentServer) -> None:
     assert await conv.start()
     conv.send_user_message("ok, bye")
     details = await asyncio.wait_for(conv.wait_disconnected(), scaled(5))
-    assert details is not None and details.reason is DisconnectReason.AGENT
-    assert (await rec.wait_for(AgentResponse, lambda e: "Goodbye" in e.text))
+    assert details is not None
+    assert details.reason is DisconnectReason.AGENT
+    assert await rec.wait_for(AgentResponse, lambda e: "Goodbye" in e.text)
 
 
 async def test_an_error_event_ends_with_its_sentence(agent: LocalAgentServer) -> None:
     conv, rec = make(agent.http_url)
     assert await conv.start()
     await agent.sessions[0].send(
-        {"type": "error", "error_event": {"code": 1002, "message": "LLM slow", "error_type": "llm_timeout"}}
+        {
+            "type": "error",
+            "error_event": {"code": 1002, "message": "LLM slow", "error_type": "llm_timeout"},
+        }
     )
     details = await asyncio.wait_for(conv.wait_disconnected(), scaled(3))
-    assert details is not None and details.error_type == "llm_timeout"
+    assert details is not None
+    assert details.error_type == "llm_timeout"
     assert "language model took too long" in details.message
     assert rec.of_type(ErrorReported)[0].fatal
 
@@ -419,7 +455,8 @@ async def test_the_maximum_duration() -> None:
         conv, _ = make(server.http_url)
         assert await conv.start()
         details = await asyncio.wait_for(conv.wait_disconnected(), scaled(3))
-        assert details is not None and "maximum duration" in details.message
+        assert details is not None
+        assert "maximum duration" in details.message
     finally:
         await server.stop()
 
@@ -429,7 +466,8 @@ async def test_network_drop(agent: LocalAgentServer) -> None:
     assert await conv.start()
     agent.sessions[0].drop()
     details = await asyncio.wait_for(conv.wait_disconnected(), scaled(3))
-    assert details is not None and details.is_error
+    assert details is not None
+    assert details.is_error
     assert "connection to the agent was lost" in details.message
 
 
@@ -438,7 +476,8 @@ async def test_a_stalled_server_is_detected_by_keepalive(agent: LocalAgentServer
     assert await conv.start()
     agent.sessions[0].stall()
     details = await asyncio.wait_for(conv.wait_disconnected(), scaled(5))
-    assert details is not None and "lost" in details.message
+    assert details is not None
+    assert "lost" in details.message
 
 
 async def test_junk_from_the_server_never_breaks_the_conversation(agent: LocalAgentServer) -> None:
@@ -460,7 +499,8 @@ async def test_junk_from_the_server_never_breaks_the_conversation(agent: LocalAg
     await rec.wait_for(AgentResponse, lambda e: e.text.startswith("Hello!"))
     assert conv.status is Status.CONNECTED
     reported = rec.of_type(ErrorReported)
-    assert len(reported) == 1 and "could not read" in reported[0].message
+    assert len(reported) == 1
+    assert "could not read" in reported[0].message
     await conv.end()
 
 
@@ -495,9 +535,11 @@ async def test_tool_results_are_protocol_strings(agent: LocalAgentServer) -> Non
     }
     for name, result in expected.items():
         outcome = await session.call_tool(name)
-        assert outcome is not None and (outcome.result, outcome.is_error) == (result, False), name
+        assert outcome is not None, name
+        assert (outcome.result, outcome.is_error) == (result, False), name
     echoed = await session.call_tool("echo", {"brightness": 0.3})
-    assert echoed is not None and echoed.result == "0.3"
+    assert echoed is not None
+    assert echoed.result == "0.3"
     finished = {e.tool_name: e for e in rec.of_type(ToolCallFinished)}
     assert finished["outcome"].detail == "charging"
     assert finished["echo"].parameters == {"brightness": 0.3}
@@ -521,7 +563,13 @@ async def test_tool_errors(agent: LocalAgentServer) -> None:
         await asyncio.sleep(5)
         return "late"
 
-    tools = registry(("broken", broken), ("silent", silent_failure), ("slow", slow), ("slow_async", slow_async), timeout_s=0.2)
+    tools = registry(
+        ("broken", broken),
+        ("silent", silent_failure),
+        ("slow", slow),
+        ("slow_async", slow_async),
+        timeout_s=0.2,
+    )
     conv, _ = make(agent.http_url, tools=tools)
     assert await conv.start()
     session = agent.sessions[0]
@@ -534,7 +582,8 @@ async def test_tool_errors(agent: LocalAgentServer) -> None:
     }
     for name, result in cases.items():
         outcome = await session.call_tool(name)
-        assert outcome is not None and outcome.result == result and outcome.is_error is True, name
+        assert outcome is not None, name
+        assert (outcome.result, outcome.is_error) == (result, True), name
     await conv.end()
     await asyncio.sleep(0.6)  # let the abandoned slow thread finish before the leak check
 
@@ -557,20 +606,25 @@ async def test_a_blocking_tool_never_blocks_the_event_loop(agent: LocalAgentServ
     tick_task = asyncio.ensure_future(ticker())
     outcome = await agent.sessions[0].call_tool("blocking")
     tick_task.cancel()
-    assert outcome is not None and outcome.result == "done"
+    assert outcome is not None
+    assert outcome.result == "done"
     assert ticks >= 20  # the loop ran all along (>= 0.2 s of 10 ms ticks in 0.5 s)
     await conv.end()
 
 
 async def test_the_agent_calls_tools_when_asked_in_words(agent: LocalAgentServer) -> None:
-    tools = registry(("getBatteryLevel", lambda p: 0.82), ("changeBrightness", lambda p: p["brightness"]))
+    tools = registry(
+        ("getBatteryLevel", lambda p: 0.82), ("changeBrightness", lambda p: p["brightness"])
+    )
     conv, rec = make(agent.http_url, tools=tools)
     assert await conv.start()
     conv.send_user_message("what's my battery?")
-    assert (await rec.wait_for(AgentResponse, lambda e: "battery" in e.text)).text == "Your battery is at 82 %."
+    assert (
+        await rec.wait_for(AgentResponse, lambda e: "battery" in e.text)
+    ).text == "Your battery is at 82 %."
     conv.send_user_message("set brightness to 30 %")
     await rec.wait_for(AgentResponse, lambda e: "brightness" in e.text)
-    call = [e for e in rec.of_type(ClientToolCall) if e.tool_name == "changeBrightness"][0]
+    call = next(e for e in rec.of_type(ClientToolCall) if e.tool_name == "changeBrightness")
     assert call.parameters == {"brightness": 0.3}
     await conv.end()
 
@@ -598,7 +652,9 @@ async def test_a_tool_result_after_the_end_is_not_sent(agent: LocalAgentServer) 
 
 async def test_audio_hooks_formats_playback_interruption_and_mic() -> None:
     server = await server_with(
-        agent_output_audio_format="pcm_44100", user_input_audio_format="ulaw_8000", voice=VoiceKind.SINE
+        agent_output_audio_format="pcm_44100",
+        user_input_audio_format="ulaw_8000",
+        voice=VoiceKind.SINE,
     )
     try:
         port = RecordingAudioPort()
@@ -614,12 +670,14 @@ async def test_audio_hooks_formats_playback_interruption_and_mic() -> None:
         assert (port.muted, port.volume) == (True, 0.5)
         await session.wait_for(lambda s: len(s.sent_audio_event_ids) >= 1)
         await asyncio.sleep(0.05)
-        assert port.played and all(len(chunk) > 0 for chunk in port.played)
+        assert port.played
+        assert all(len(chunk) > 0 for chunk in port.played)
 
         # Playback hooks drive the mode.
         assert port.sink is not None
         port.sink.on_playback_started()
-        assert conv.mode is Mode.SPEAKING and conv.is_speaking
+        assert conv.mode is Mode.SPEAKING
+        assert conv.is_speaking
         port.sink.on_playback_stopped()
         assert conv.mode is Mode.LISTENING
         assert [e.mode for e in rec.of_type(ModeChanged)] == [Mode.SPEAKING, Mode.LISTENING]
@@ -627,8 +685,12 @@ async def test_audio_hooks_formats_playback_interruption_and_mic() -> None:
         # Interruption: the port is told, stale audio never reaches it, the new reply does.
         before = len(port.played)
         await session.send({"type": "interruption", "interruption_event": {"event_id": 50}})
-        await session.send({"type": "audio", "audio_event": {"audio_base_64": "AAAA", "event_id": 49}})
-        await session.send({"type": "audio", "audio_event": {"audio_base_64": "AQEB", "event_id": 50}})
+        await session.send(
+            {"type": "audio", "audio_event": {"audio_base_64": "AAAA", "event_id": 49}}
+        )
+        await session.send(
+            {"type": "audio", "audio_event": {"audio_base_64": "AQEB", "event_id": 50}}
+        )
         await asyncio.sleep(0.1)
         assert port.interruptions >= 1
         assert b"\x00\x00\x00" not in port.played[before:]
@@ -657,7 +719,10 @@ async def test_no_audio_device_means_text_only_with_a_sentence() -> None:
         assert await conv.start()
         assert conv.is_text_only
         unavailable = rec.of_type(AudioUnavailable)
-        assert unavailable and "No microphone was found. The conversation goes on as text." == unavailable[0].message
+        assert unavailable
+        assert (
+            unavailable[0].message == "No microphone was found. The conversation goes on as text."
+        )
         conv.send_user_message("hello")
         await rec.wait_for(AgentResponse, lambda e: e.text.startswith("Hello!"))
         await conv.end()
@@ -672,7 +737,8 @@ async def test_audio_failure_mid_call_falls_back_to_text(agent: LocalAgentServer
     assert port.sink is not None
     port.sink.on_playback_started()
     port.sink.on_audio_failure("The speaker was unplugged.")
-    assert conv.is_text_only and conv.mode is Mode.LISTENING
+    assert conv.is_text_only
+    assert conv.mode is Mode.LISTENING
     assert rec.of_type(AudioUnavailable)[0].message == "The speaker was unplugged."
     assert conv.status is Status.CONNECTED
     await conv.end()

@@ -35,7 +35,13 @@ def test_unserialisable_values_still_become_strings() -> None:
     assert isinstance(stringify_result(circular), str)
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=10))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+        max_leaves=10,
+    )
+)
 def test_results_are_always_strings(value: Any) -> None:
     result = stringify_result(value)
     assert isinstance(result, str)
@@ -46,7 +52,9 @@ def test_results_are_always_strings(value: Any) -> None:
 def test_registry() -> None:
     tool = ClientTool(ToolDefinition("t", "does t"), lambda p: 1)
     registry = ToolRegistry([tool])
-    assert "t" in registry and len(registry) == 1 and list(registry) == [tool]
+    assert "t" in registry
+    assert len(registry) == 1
+    assert list(registry) == [tool]
     assert registry.get("missing") is None
     assert registry.definitions() == [
         {

@@ -31,6 +31,7 @@ from voicedesk.protocol.formats import ALL_FORMATS
 from voicedesk.session import Conversation, ConversationOptions
 from voicedesk.session.endpoints import DEFAULT_SERVER_URL, EndpointError, normalize_server_url
 from voicedesk.tools import ToolRegistry
+from voicedesk.tools.desktop import definitions_json, desktop_tools
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"voicedesk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("console", parents=[common], help="hold a conversation in the terminal")
+    sub.add_parser(
+        "tools",
+        help="print the client tools' definitions (JSON), to set up your agent",
+    )
     local = sub.add_parser(
         "localagent", parents=[common], help="run the local demo agent server on its own"
     )
@@ -197,8 +202,8 @@ async def demo_server(config: AgentConfig | None = None) -> AsyncIterator[LocalA
 
 
 def build_tools() -> ToolRegistry:
-    """The client tools this app offers the agent."""
-    return ToolRegistry()
+    """The client tools this app offers the agent (console: the flash is a visual bell)."""
+    return desktop_tools()
 
 
 async def run_console(plan: LaunchPlan, out: object = None) -> int:
@@ -254,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_path = setup_logging(str(_opt(args, "log_level", "INFO")))
     logger.info("voicedesk %s starting: %s", __version__, args.command or "window")
     try:
+        if args.command == "tools":
+            print(definitions_json())
+            return 0
         if args.command == "localagent":
             if args.require_key:
                 SecretRedactor.register(str(args.require_key))

@@ -350,6 +350,6 @@ class ConsoleClient:
 
     @staticmethod
     def _tool_line(event: ToolCallFinished) -> str:
-        outcome = f"failed: {event.result}" if event.is_error else f"-> {event.result}"
+        outcome = f"failed: {event.message}" if event.is_error else f"-> {event.message}"
         detail = f" ({event.detail})" if event.detail else ""
         return f"[tool] {event.tool_name} {outcome}{detail} [{event.duration_ms:.0f} ms]"

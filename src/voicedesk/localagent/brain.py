@@ -87,7 +87,8 @@ def reply_to_tool_result(tool: ToolRequest, result: str | None, is_error: bool) 
     if result is None:
         return f"Your computer did not answer the {tool.name} request in time."
     if is_error:
-        return f"That didn't work: {result}"
+        # The reference client prefixes a raising tool's message; say only the message.
+        return f"That didn't work: {result.removeprefix('Client tool execution failed: ')}"
     if tool.name == "getBatteryLevel":
         try:
             level = float(result)

@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from voicedesk import __version__
+from voicedesk.concurrency import run_in_daemon_thread
 from voicedesk.protocol.errors import DisconnectDetails
 from voicedesk.protocol.events import (
     AgentAudio,
@@ -56,8 +57,12 @@ from voicedesk.session.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from voicedesk.session.threads import run_in_daemon_thread
-from voicedesk.tools.registry import ToolOutcome, ToolRegistry, stringify_result
+from voicedesk.tools.registry import (
+    TOOL_FAILED_PREFIX,
+    ToolOutcome,
+    ToolRegistry,
+    stringify_result,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -555,14 +560,14 @@ async def execute_tool(
             )
     except TimeoutError:
         return (
-            f"Client tool execution failed: {name} did not finish within {timeout:g} s.",
+            f"{TOOL_FAILED_PREFIX}{name} did not finish within {timeout:g} s.",
             True,
             None,
         )
     except Exception as exc:
         message = str(exc) or type(exc).__name__
         logger.info("client tool %s failed: %s", name, message)
-        return f"Client tool execution failed: {message}", True, None
+        return f"{TOOL_FAILED_PREFIX}{message}", True, None
     if isinstance(value, ToolOutcome):
         return stringify_result(value.value), False, value.detail
     return stringify_result(value), False, None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voicedesk.protocol.machine import CoreEvent
+from voicedesk.tools.registry import TOOL_FAILED_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,12 @@ class ToolCallFinished:
     is_error: bool
     duration_ms: float
     detail: str | None = None
+
+    @property
+    def message(self) -> str:
+        """The result for the user's eyes: an error's own sentence, without the protocol's
+        "Client tool execution failed:" prefix."""
+        return self.result.removeprefix(TOOL_FAILED_PREFIX) if self.is_error else self.result
 
 
 @dataclass(frozen=True, slots=True)

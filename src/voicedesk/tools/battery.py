@@ -7,7 +7,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from voicedesk.tools.registry import ClientTool, ToolDefinition, ToolError, ToolOutcome
+from voicedesk.tools.registry import (
+    ClientTool,
+    ToolDefinition,
+    ToolError,
+    ToolOutcome,
+    format_fraction,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +27,7 @@ DEFINITION = ToolDefinition(
 
 @dataclass(frozen=True, slots=True)
 class BatteryStatus:
-    """``level`` 0..1; ``plugged_in`` ``None`` when unknown; ``seconds_left`` ``None`` if unknown."""
+    """``level`` 0..1; ``plugged_in`` and ``seconds_left`` are ``None`` when unknown."""
 
     level: float
     plugged_in: bool | None
@@ -61,12 +67,6 @@ class PsutilBattery:
         )
 
 
-def format_level(level: float) -> str:
-    """``0.82`` -> ``"0.82"``: two decimals at most, no trailing zeros (``1`` -> ``"1"``)."""
-    text = f"{round(level, 2):.2f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
 def describe(status: BatteryStatus) -> str:
     """A line for the user's tool-activity entry: percent and charging state."""
     percent = f"{round(status.level * 100)} %"
@@ -89,6 +89,6 @@ def battery_tool(reader: BatteryReader | None = None) -> ClientTool:
         status = source.read()
         if status is None:
             raise ToolError(NO_BATTERY)
-        return ToolOutcome(format_level(status.level), describe(status))
+        return ToolOutcome(format_fraction(status.level), describe(status))
 
     return ClientTool(DEFINITION, get_battery_level)

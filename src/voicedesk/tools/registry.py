@@ -19,6 +19,8 @@ ToolHandler = Callable[[Mapping[str, Any]], Any] | Callable[[Mapping[str, Any]],
 
 DEFAULT_TOOL_TIMEOUT_S = 3.0
 NULL_RESULT = "Client tool execution successful."
+#: The reference client's prefix of a raising tool's result (``convai-protocol.md``).
+TOOL_FAILED_PREFIX = "Client tool execution failed: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,11 @@ class ToolRegistry:
 
     def definitions(self) -> list[dict[str, Any]]:
         return [tool.definition.as_json() for tool in self._tools.values()]
+
+
+def format_fraction(level: float) -> str:
+    """A level 0..1 for the agent: two decimals at most, no trailing zeros (``"0.82"``, ``"1"``)."""
+    return f"{round(level, 2):.2f}".rstrip("0").rstrip(".") or "0"
 
 
 def _format_number(value: float) -> str:

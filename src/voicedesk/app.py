@@ -13,9 +13,10 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from voicedesk import __version__
+from voicedesk.audio.engine import AudioSettings
 from voicedesk.config import (
     SecretRedactor,
     SecretStoreError,
@@ -68,6 +69,19 @@ def _common_options() -> argparse.ArgumentParser:
         "--remember",
         action="store_true",
         help="save the agent, server and user id as defaults (the API key goes to the OS keyring)",
+    )
+    a = common.add_argument_group("audio")
+    a.add_argument(
+        "--input-device", metavar="DEVICE", help="microphone: an index or part of a name"
+    )
+    a.add_argument("--output-device", metavar="DEVICE", help="speaker: an index or part of a name")
+    a.add_argument(
+        "--list-devices", action="store_true", help="list microphones and speakers, then exit"
+    )
+    a.add_argument(
+        "--no-aec",
+        action="store_true",
+        help="turn echo cancellation off (with headphones it is not needed)",
     )
     g.add_argument(
         "--log-level",
@@ -133,6 +147,7 @@ class LaunchPlan:
     options: ConversationOptions
     demo: bool
     demo_reason: str | None = None
+    audio: AudioSettings = field(default_factory=AudioSettings)
 
 
 def resolve(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> LaunchPlan:
@@ -165,7 +180,17 @@ def resolve(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -
         voice_id=_str_or_none(_opt(args, "voice_id")),
         text_only=bool(_opt(args, "text_only", False)) or settings.text_only,
     )
-    return LaunchPlan(options, demo, reason)
+    audio = AudioSettings(
+        input_device=_str_opt(args, "input_device") or settings.input_device,
+        output_device=_str_opt(args, "output_device") or settings.output_device,
+        echo_cancellation=settings.echo_cancellation and not _opt(args, "no_aec", False),
+    )
+    return LaunchPlan(options, demo, reason, audio)
+
+
+def _str_opt(args: argparse.Namespace, name: str) -> str | None:
+    value = _opt(args, name)
+    return str(value) if value is not None else None
 
 
 def _str_or_none(value: object) -> str | None:
@@ -207,11 +232,10 @@ def build_tools() -> ToolRegistry:
 
 
 async def run_console(plan: LaunchPlan, out: object = None) -> int:
+    from voicedesk.audio.engine import AudioEngine
     from voicedesk.console import ConsoleClient
 
     options = plan.options
-    # Voice arrives with the audio engine; until then the console is text-only.
-    options.text_only = True
     if plan.demo_reason:
         print(plan.demo_reason)
     async with contextlib.AsyncExitStack() as stack:
@@ -219,9 +243,31 @@ async def run_console(plan: LaunchPlan, out: object = None) -> int:
             server = await stack.enter_async_context(demo_server())
             options.server_url = server.http_url
             print(f"Local demo agent on {server.http_url} (it runs on this computer only).")
-        conversation = Conversation(options, tools=build_tools())
+        engine = None if options.text_only else AudioEngine(plan.audio)
+        if engine is not None:
+            # PortAudio takes a moment to start: do it while the conversation connects.
+            prepare = asyncio.ensure_future(engine.prepare())
+            prepare.add_done_callback(_log_failure)
+        conversation = Conversation(options, tools=build_tools(), audio=engine)
         return await ConsoleClient(conversation).run()
     return 1  # pragma: no cover - the context manager does not swallow exceptions
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("audio preparation failed: %s", task.exception())
+
+
+def print_devices() -> int:
+    from voicedesk.audio.devices import describe_devices, list_devices
+
+    try:
+        devices = list_devices()
+    except Exception as exc:
+        print(f"voicedesk: the sound system could not be opened ({exc}).", file=sys.stderr)
+        return 1
+    print(describe_devices(devices))
+    return 0
 
 
 async def run_localagent(args: argparse.Namespace) -> int:
@@ -266,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.require_key:
                 SecretRedactor.register(str(args.require_key))
             return asyncio.run(run_localagent(args))
+        if _opt(args, "list_devices", False):
+            return print_devices()
         settings = load_settings()
         try:
             plan = resolve(args, settings, dict(os.environ))

@@ -28,9 +28,11 @@ from voicedesk.protocol.machine import (
     Connected,
     Disconnected,
     ErrorReported,
+    ModeChanged,
     StatusChanged,
 )
 from voicedesk.session import (
+    AudioNotice,
     AudioUnavailable,
     Conversation,
     SessionEvent,
@@ -45,6 +47,8 @@ HELP = (
 ACTIVITY_INTERVAL_S = 0.3
 GREETING_WAIT_S = 5.0
 REPLY_WAIT_S = 15.0
+SPEECH_START_WAIT_S = 3.0  # the reply's text comes before its audio is heard
+SPEECH_WAIT_S = 60.0
 PROMPT = "> "
 
 
@@ -185,6 +189,7 @@ class ConsoleClient:
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._agent_responses = 0
         self._agent_responded = asyncio.Event()
+        self._mode_changed = asyncio.Event()
         self._pending: set[asyncio.Task[object]] = set()
 
     def say(self, text: str) -> None:
@@ -257,11 +262,32 @@ class ConsoleClient:
         scripted = not self._input.interactive
         if scripted:
             await self._wait_for_agent(0, GREETING_WAIT_S)
+            await self._wait_until_heard()
         while (line := await self._lines.get()) is not None:
             before = self._agent_responses
             if self._on_line(line) and scripted:
                 await self._wait_for_agent(before, REPLY_WAIT_S)
+                await self._wait_until_heard()
         self._quit.set()
+
+    async def _wait_until_heard(self) -> None:
+        """In a voice conversation, let the agent finish speaking before the script
+        goes on (a script's next line would interrupt it)."""
+        conv = self.conversation
+        if conv.is_text_only:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SPEECH_START_WAIT_S):
+                while not conv.is_speaking and self._still_talking():
+                    await self._next_mode_change()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SPEECH_WAIT_S):
+                while conv.is_speaking and self._still_talking():
+                    await self._next_mode_change()
+
+    async def _next_mode_change(self) -> None:
+        self._mode_changed.clear()
+        await self._mode_changed.wait()
 
     async def _wait_for_agent(self, seen: int, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -314,6 +340,8 @@ class ConsoleClient:
     # ------------------------------------------------------------------ output
 
     def _on_event(self, event: SessionEvent) -> None:
+        if isinstance(event, ModeChanged | Disconnected):
+            self._mode_changed.set()
         match event:
             case Connected(conversation_id=conversation_id):
                 self._was_connected = True
@@ -338,7 +366,7 @@ class ConsoleClient:
                 self.say("(rate an answer with /like or /dislike)")
             case ErrorReported(message=message):
                 self.say(f"[error] {message}")
-            case AudioUnavailable(message=message):
+            case AudioUnavailable(message=message) | AudioNotice(message=message):
                 self.say(f"[audio] {message}")
             case Disconnected(details=details) if not self._was_connected:
                 self.say(f"Could not start the conversation: {details.message}")

@@ -59,7 +59,7 @@ def test_demo_conversation_from_a_script() -> None:
             "bye",
         ]
     )
-    result = run_cli(["console", "--demo"], script)
+    result = run_cli(["console", "--demo", "--text-only"], script)
     out = result.stdout
     assert result.returncode == 0, result.stderr
     assert "Local demo agent on http://127.0.0.1:" in out
@@ -79,19 +79,19 @@ def test_demo_conversation_from_a_script() -> None:
 
 def test_quit_ends_normally_and_end_of_input_too() -> None:
     for script in ("/quit\n", ""):
-        result = run_cli(["console", "--demo"], script)
+        result = run_cli(["console", "--demo", "--text-only"], script)
         assert result.returncode == 0
         assert "Disconnected: You ended the conversation." in result.stdout
 
 
 def test_no_command_runs_the_console_until_the_window_lands() -> None:
-    result = run_cli(["--demo"], "/quit\n")
+    result = run_cli(["--demo", "--text-only"], "/quit\n")
     assert result.returncode == 0
     assert "window is not built yet" in result.stderr
 
 
 def test_no_agent_configured_means_the_demo() -> None:
-    result = run_cli(["console"], "/quit\n")
+    result = run_cli(["console", "--text-only"], "/quit\n")
     assert result.returncode == 0
     assert "No agent is configured, so voicedesk talks to its local demo agent." in result.stdout
 
@@ -279,6 +279,7 @@ async def test_typing_in_a_terminal_sends_user_activity_and_ctrl_c_ends() -> Non
                     output.extend(await loop.run_in_executor(None, os.read, master, 4096))
 
         await read_until(b"Agent: Hi there")
+        await read_until(b"Connected (")  # keys typed before this go to the terminal's own line
         for ch in b"hello":
             os.write(master, bytes([ch]))
             await asyncio.sleep(0.1)

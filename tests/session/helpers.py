@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from tests.conftest import scaled
+from voicedesk.audio.port import AudioStartError
 from voicedesk.protocol.formats import AudioFormat
 from voicedesk.protocol.machine import Disconnected
 from voicedesk.session import AudioSink, Conversation, ConversationOptions, SessionEvent
-from voicedesk.session.audio_port import AudioStartError
 from voicedesk.tools import ToolRegistry
 
 E = TypeVar("E")

@@ -112,7 +112,7 @@ def test_console_demo_shows_each_call_with_this_machines_real_tools() -> None:
     """The issue's check: on this machine (no battery, no backlight) each call is shown
     with its result or its sentence; the flash is the terminal's visual bell."""
     script = "what's my battery?\nset brightness to 30 %\nflash the screen\nbye\n"
-    result = run_cli(["console", "--demo"], script)
+    result = run_cli(["console", "--demo", "--text-only"], script)
     out = result.stdout
     assert result.returncode == 0, result.stderr
     assert "[tool] getBatteryLevel() …" in out

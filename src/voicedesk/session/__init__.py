@@ -1,8 +1,9 @@
 """The asyncio conversation: auth, websocket I/O, tools and audio around the protocol core."""
 
-from voicedesk.session.audio_port import AudioPort, AudioSink, AudioStartError
+from voicedesk.audio.port import AudioPort, AudioSink, AudioStartError
 from voicedesk.session.conversation import Conversation, ConversationOptions
 from voicedesk.session.events import (
+    AudioNotice,
     AudioUnavailable,
     SessionEvent,
     ToolCallFinished,
@@ -10,6 +11,7 @@ from voicedesk.session.events import (
 )
 
 __all__ = [
+    "AudioNotice",
     "AudioPort",
     "AudioSink",
     "AudioStartError",

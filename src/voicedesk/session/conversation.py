@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from voicedesk import __version__
+from voicedesk.audio.port import AudioPort, AudioStartError
 from voicedesk.concurrency import run_in_daemon_thread
 from voicedesk.protocol.errors import DisconnectDetails
 from voicedesk.protocol.events import (
@@ -41,7 +42,6 @@ from voicedesk.protocol.machine import (
     Mode,
     Status,
 )
-from voicedesk.session.audio_port import AudioPort, AudioStartError
 from voicedesk.session.auth import AuthError, fetch_signed_url
 from voicedesk.session.endpoints import (
     DEFAULT_SERVER_URL,
@@ -52,6 +52,7 @@ from voicedesk.session.endpoints import (
     platform_name,
 )
 from voicedesk.session.events import (
+    AudioNotice,
     AudioUnavailable,
     SessionEvent,
     ToolCallFinished,
@@ -280,6 +281,9 @@ class Conversation:
         self._core.playback_stopped()
         self._emit(AudioUnavailable(message))
         self._pump()
+
+    def on_audio_notice(self, message: str) -> None:
+        self._emit(AudioNotice(message))
 
     # ------------------------------------------------------------------ internals
 

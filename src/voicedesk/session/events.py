@@ -47,4 +47,11 @@ class AudioUnavailable:
     message: str
 
 
-SessionEvent = CoreEvent | ToolCallStarted | ToolCallFinished | AudioUnavailable
+@dataclass(frozen=True, slots=True)
+class AudioNotice:
+    """Audio goes on, but the user should know something (a fallback device, say)."""
+
+    message: str
+
+
+SessionEvent = CoreEvent | ToolCallStarted | ToolCallFinished | AudioUnavailable | AudioNotice

@@ -1,8 +1,9 @@
 """The interface between a conversation and an audio engine.
 
-The session owns the protocol; the audio engine owns the devices. Neither imports
-the other: ``voicedesk.audio`` implements :class:`AudioPort`, and the session
-implements :class:`AudioSink`.
+The session owns the protocol; the audio engine owns the devices. This module is
+the contract between them and imports neither (the session is the layer above):
+:class:`~voicedesk.audio.engine.AudioEngine` implements :class:`AudioPort`, the
+session implements :class:`AudioSink`.
 
 Threads: every method on both sides is called on the event loop's thread. An
 engine whose device callbacks run on other threads hands data over with
@@ -20,6 +21,10 @@ class AudioStartError(Exception):
     """Audio could not start (no microphone, device busy); the message is a sentence."""
 
 
+class DeviceError(AudioStartError):
+    """A device could not be found or opened; the message is a sentence for the user."""
+
+
 class AudioSink(Protocol):
     def on_mic_audio(self, audio: bytes) -> None:
         """A microphone chunk already in the user input format."""
@@ -32,6 +37,10 @@ class AudioSink(Protocol):
 
     def on_audio_failure(self, message: str) -> None:
         """A device failed mid-call and the engine could not recover; a sentence."""
+
+    def on_audio_notice(self, message: str) -> None:
+        """Something the user should know that does not stop the audio (a fallback
+        device, echo cancellation unavailable); a sentence."""
 
 
 class AudioPort(Protocol):

@@ -1,0 +1,507 @@
+"""The audio engine: microphone and speaker through PortAudio, for one conversation.
+
+Threads, and what each may touch:
+
+- PortAudio's callback threads: the speaker callback pulls from
+  :class:`PlaybackBuffer` and queues what it played for the echo canceller; the
+  microphone callback queues its frame. Neither blocks, allocates much, or touches
+  asyncio or Qt; they only ``put_nowait`` into ``queue.SimpleQueue`` and post
+  state changes with ``loop.call_soon_threadsafe``.
+- the DSP thread (``voicedesk-audio-dsp``): echo cancellation, levels, mute,
+  resampling and encoding to the wire format; it hands finished chunks to the
+  loop with ``call_soon_threadsafe``.
+- the event loop's thread: every :class:`~voicedesk.session.AudioPort` method, and
+  every call into the :class:`~voicedesk.session.AudioSink`.
+
+Streams are opened and closed in a worker thread (PortAudio calls can take
+hundreds of milliseconds), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from voicedesk.audio.codec import Int16Array, decode, encode, rms
+from voicedesk.audio.devices import DeviceInfo, PortAudio
+from voicedesk.audio.echo import EchoCanceller, make_echo_canceller
+from voicedesk.audio.playback import PlaybackBuffer
+from voicedesk.audio.port import AudioSink, AudioStartError, DeviceError
+from voicedesk.audio.resample import StreamResampler
+from voicedesk.protocol.formats import AudioFormat
+
+logger = logging.getLogger(__name__)
+
+FRAME_MS = 10  # the echo canceller's frame, and the devices' buffer
+FADE_MS = 5  # barge-in fade-out
+LEVELS_PER_SECOND = 25
+STALL_S = 3.0  # no microphone frames for this long: the device is gone
+
+LevelListener = Callable[[float, float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSettings:
+    """``input_device``/``output_device``: an index, a (part of a) name, or ``None``
+    for the system default. ``chunk_ms``: microphone audio per message to the agent."""
+
+    input_device: str | int | None = None
+    output_device: str | int | None = None
+    echo_cancellation: bool = True
+    noise_suppression: bool = True
+    chunk_ms: int = 20
+    preferred_rate: int | None = 48000
+
+
+class _Frames:
+    """Cuts a stream of samples into fixed-size frames."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pending = np.zeros(0, dtype=np.int16)
+
+    def feed(self, samples: Int16Array) -> list[Int16Array]:
+        data = np.concatenate([self._pending, samples]) if self._pending.size else samples
+        whole = data.size - data.size % self.size
+        self._pending = data[whole:].copy()
+        return [data[i : i + self.size] for i in range(0, whole, self.size)]
+
+
+@dataclass
+class _Pipeline:
+    """Everything that lives as long as one pair of open streams."""
+
+    input_device: DeviceInfo
+    output_device: DeviceInfo
+    input_rate: int
+    output_rate: int
+    input_stream: Any = None
+    output_stream: Any = None
+
+
+class AudioEngine:
+    """An :class:`~voicedesk.session.AudioPort` on real devices (PyAudio, callback mode).
+
+    ``on_levels(input_rms, output_rms)`` (0..1 each) is called on the event loop
+    :data:`LEVELS_PER_SECOND` times a second while running, for meters.
+    """
+
+    def __init__(
+        self,
+        settings: AudioSettings | None = None,
+        *,
+        on_levels: LevelListener | None = None,
+        portaudio_factory: Callable[[], PortAudio] = PortAudio,
+    ) -> None:
+        self.settings = settings or AudioSettings()
+        self.on_levels = on_levels
+        self._portaudio_factory = portaudio_factory
+        self._portaudio: PortAudio | None = None
+        self._preparing: asyncio.Future[PortAudio] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sink: AudioSink | None = None
+        self._input_format: AudioFormat | None = None
+        self._output_format: AudioFormat | None = None
+        self._pipeline: _Pipeline | None = None
+        self._playback = PlaybackBuffer(1)
+        self._play_resampler: StreamResampler | None = None
+        self._mic_queue: queue.SimpleQueue[Int16Array | None] = queue.SimpleQueue()
+        self._played_queue: queue.SimpleQueue[Int16Array] = queue.SimpleQueue()
+        self._dsp: threading.Thread | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._stopped_report: asyncio.TimerHandle | None = None
+        self._reconfigure_lock = asyncio.Lock()
+        # Written by the loop thread, read by the audio threads (single assignments).
+        self._muted = False
+        self._volume = 1.0
+        self._audible = False
+        self._last_mic_frame = 0.0
+        self._running = False
+        self.echo_canceller_name = "off"
+        self.input_level = 0.0
+        self.output_level = 0.0
+
+    # ------------------------------------------------------------------ AudioPort
+
+    async def prepare(self) -> None:
+        """Initialise PortAudio ahead of :meth:`start` (it takes ~0.3 s), e.g. while
+        the conversation connects. Safe to call again, also while it runs."""
+        if self._portaudio is not None:
+            return
+        if self._preparing is None:
+            self._preparing = asyncio.ensure_future(asyncio.to_thread(self._portaudio_factory))
+        preparing = self._preparing
+        try:
+            portaudio = await asyncio.shield(preparing)
+        finally:
+            if preparing.done() and self._preparing is preparing:
+                self._preparing = None
+        if self._portaudio is None:
+            self._portaudio = portaudio
+        elif self._portaudio is not portaudio:  # pragma: no cover - two racing prepares
+            await asyncio.to_thread(portaudio.terminate)
+
+    async def start(
+        self, *, input_format: AudioFormat, output_format: AudioFormat, sink: AudioSink
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._sink = sink
+        self._input_format = input_format
+        self._output_format = output_format
+        try:
+            await self.prepare()
+            assert self._portaudio is not None
+            self._pipeline = await asyncio.to_thread(
+                self._open, self.settings.input_device, self.settings.output_device
+            )
+        except DeviceError as exc:
+            await self._release()
+            raise AudioStartError(str(exc)) from None
+        except Exception as exc:  # PortAudio failing to initialise, say
+            logger.exception("audio could not start")
+            await self._release()
+            raise AudioStartError(f"The sound system could not be opened ({exc}).") from None
+        self._running = True
+        self._watchdog = asyncio.ensure_future(self._watch())
+
+    def play(self, audio: bytes) -> None:
+        if self._play_resampler is None or self._output_format is None:
+            return
+        samples = self._play_resampler.process(decode(audio, self._output_format))
+        self._playback.push(samples)
+
+    def interrupt(self) -> None:
+        self._playback.barge_in()
+        if self._play_resampler is not None:
+            self._play_resampler.reset()
+
+    def set_muted(self, muted: bool) -> None:
+        self._muted = muted
+
+    def set_volume(self, volume: float) -> None:
+        self._volume = min(1.0, max(0.0, float(volume)))
+
+    async def stop(self) -> None:
+        self._running = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+        await self._release()
+
+    # ------------------------------------------------------------------ devices
+
+    @property
+    def input_device(self) -> DeviceInfo | None:
+        return self._pipeline.input_device if self._pipeline else None
+
+    @property
+    def output_device(self) -> DeviceInfo | None:
+        return self._pipeline.output_device if self._pipeline else None
+
+    async def switch_devices(
+        self, *, input_device: str | int | None = None, output_device: str | int | None = None
+    ) -> None:
+        """Move to other devices while the conversation goes on. ``None`` keeps the
+        current one. Raises :class:`DeviceError` (a sentence) and keeps the old devices
+        when the new ones cannot be opened."""
+        async with self._reconfigure_lock:
+            current = self._pipeline
+            if current is None:
+                raise DeviceError("Audio is not running.")
+            wanted_in = input_device if input_device is not None else current.input_device.index
+            wanted_out = output_device if output_device is not None else current.output_device.index
+            await asyncio.to_thread(self._close_streams, current)
+            try:
+                self._pipeline = await asyncio.to_thread(self._open, wanted_in, wanted_out)
+            except DeviceError:
+                self._pipeline = await asyncio.to_thread(
+                    self._open, current.input_device.index, current.output_device.index
+                )
+                raise
+
+    # ------------------------------------------------------------------ opening
+
+    def _open(self, wanted_input: str | int | None, wanted_output: str | int | None) -> _Pipeline:
+        """Open both streams (worker thread). Stops a running DSP thread first."""
+        portaudio = self._portaudio
+        assert portaudio is not None
+        assert self._input_format
+        assert self._output_format
+        self._stop_dsp()
+        out_dev = portaudio.choose(wanted_output, output=True)
+        in_dev = portaudio.choose(wanted_input, output=False)
+        preferred = self.settings.preferred_rate
+        out_rate = portaudio.supported_rate(out_dev, output=True, preferred=preferred)
+        # The echo canceller compares microphone and speaker at one rate: ask the
+        # microphone for the speaker's rate first.
+        in_rate = portaudio.supported_rate(in_dev, output=False, preferred=out_rate)
+        pipeline = _Pipeline(in_dev, out_dev, in_rate, out_rate)
+
+        if self._play_resampler is None or self._play_resampler.to_rate != out_rate:
+            self._playback = PlaybackBuffer(out_rate * FADE_MS // 1000)
+            self._play_resampler = StreamResampler(self._output_format.sample_rate, out_rate)
+        canceller, notice = make_echo_canceller(
+            out_rate, self.settings.echo_cancellation, self.settings.noise_suppression
+        )
+        self.echo_canceller_name = canceller.name
+        if notice:
+            self._post(self._notice, notice)
+
+        self._mic_queue = queue.SimpleQueue()
+        self._played_queue = queue.SimpleQueue()
+        frames_out = out_rate * FRAME_MS // 1000
+        frames_in = in_rate * FRAME_MS // 1000
+        try:
+            pipeline.output_stream = portaudio.open(
+                out_dev,
+                output=True,
+                rate=out_rate,
+                frames_per_buffer=frames_out,
+                callback=self._speaker_callback,
+            )
+            pipeline.input_stream = portaudio.open(
+                in_dev,
+                output=False,
+                rate=in_rate,
+                frames_per_buffer=frames_in,
+                callback=self._microphone_callback,
+            )
+        except DeviceError:
+            self._close_streams(pipeline)
+            raise
+        self._last_mic_frame = time.monotonic() + 2.0  # devices take a moment to start
+        self._dsp = threading.Thread(
+            target=self._dsp_loop,
+            args=(pipeline, canceller, self._mic_queue, self._played_queue),
+            name="voicedesk-audio-dsp",
+            daemon=True,
+        )
+        self._dsp.start()
+        logger.info(
+            "audio: mic %r at %d Hz, speaker %r at %d Hz, echo cancellation %s",
+            in_dev.name,
+            in_rate,
+            out_dev.name,
+            out_rate,
+            canceller.name,
+        )
+        return pipeline
+
+    def _close_streams(self, pipeline: _Pipeline) -> None:
+        for stream in (pipeline.input_stream, pipeline.output_stream):
+            if stream is None:
+                continue
+            with contextlib.suppress(Exception):
+                stream.stop_stream()
+            with contextlib.suppress(Exception):
+                stream.close()
+        pipeline.input_stream = pipeline.output_stream = None
+        self._stop_dsp()
+
+    def _stop_dsp(self) -> None:
+        if self._dsp is not None:
+            self._mic_queue.put_nowait(None)
+            self._dsp.join(timeout=2.0)
+            self._dsp = None
+
+    async def _release(self) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        portaudio, self._portaudio = self._portaudio, None
+
+        def close() -> None:
+            if pipeline is not None:
+                self._close_streams(pipeline)
+            self._stop_dsp()
+            if portaudio is not None:
+                portaudio.terminate()
+
+        await asyncio.to_thread(close)
+        self._playback.clear()
+        if self._stopped_report is not None:
+            self._stopped_report.cancel()
+            self._stopped_report = None
+        self._audible = False
+        self.input_level = self.output_level = 0.0
+
+    # ------------------------------------------------------------------ PortAudio threads
+
+    def _speaker_callback(
+        self, in_data: bytes | None, frame_count: int, time_info: Any, status: int
+    ) -> tuple[bytes, int]:
+        samples, real = self._playback.pull(frame_count)
+        volume = self._volume
+        if volume < 1.0:
+            samples = (samples.astype(np.float32) * volume).astype(np.int16)
+        self._played_queue.put_nowait(samples)
+        if real and not self._audible:
+            self._audible = True
+            self._post(self._playback_started)
+        elif not real and self._audible:
+            self._audible = False
+            self._post(self._playback_drained)
+        return samples.tobytes(), 0  # paContinue
+
+    def _microphone_callback(
+        self, in_data: bytes | None, frame_count: int, time_info: Any, status: int
+    ) -> tuple[None, int]:
+        if in_data:
+            self._mic_queue.put_nowait(np.frombuffer(in_data, dtype=np.int16))
+            self._last_mic_frame = time.monotonic()
+        return None, 0  # paContinue
+
+    # ------------------------------------------------------------------ DSP thread
+
+    def _dsp_loop(
+        self,
+        pipeline: _Pipeline,
+        canceller: EchoCanceller,
+        mic_queue: queue.SimpleQueue[Int16Array | None],
+        played_queue: queue.SimpleQueue[Int16Array],
+    ) -> None:
+        assert self._input_format is not None
+        wire = self._input_format
+        rate = pipeline.output_rate
+        frame = rate * FRAME_MS // 1000
+        to_canceller_rate = StreamResampler(pipeline.input_rate, rate)
+        to_wire = StreamResampler(rate, wire.sample_rate)
+        near_frames, far_frames = _Frames(frame), _Frames(frame)
+        chunk_samples = max(1, wire.sample_rate * self.settings.chunk_ms // 1000)
+        chunk = _Frames(chunk_samples)
+        levels_every = max(1, 1000 // LEVELS_PER_SECOND // FRAME_MS)
+        in_level = out_level = 0.0
+        frames_done = 0
+        delay_ms = 0
+        with contextlib.suppress(Exception):
+            delay_ms = round(
+                (
+                    pipeline.output_stream.get_output_latency()
+                    + pipeline.input_stream.get_input_latency()
+                )
+                * 1000
+            )
+        while True:
+            try:
+                captured = mic_queue.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            if captured is None:
+                return
+            try:
+                while True:
+                    played = played_queue.get_nowait()
+                    for far in far_frames.feed(played):
+                        canceller.far_end(far)
+                        out_level = max(out_level * 0.8, rms(far))
+            except queue.Empty:
+                pass
+            for near in near_frames.feed(to_canceller_rate.process(captured)):
+                cleaned = canceller.near_end(near, delay_ms)
+                in_level = max(in_level * 0.8, rms(cleaned))
+                if self._muted:
+                    cleaned = np.zeros_like(cleaned)
+                for piece in chunk.feed(to_wire.process(cleaned)):
+                    self._post(self._deliver_mic_chunk, encode(piece, wire))
+                frames_done += 1
+                if frames_done % levels_every == 0:
+                    self.input_level, self.output_level = in_level, out_level
+                    if self.on_levels is not None:
+                        self._post(self.on_levels, in_level, out_level)
+
+    # ------------------------------------------------------------------ back on the loop
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed under us
+            loop.call_soon_threadsafe(callback, *args)
+
+    def _deliver_mic_chunk(self, chunk: bytes) -> None:
+        if self._running and self._sink is not None:
+            self._sink.on_mic_audio(chunk)
+
+    def _playback_started(self) -> None:
+        if self._stopped_report is not None:
+            self._stopped_report.cancel()
+            self._stopped_report = None
+            return  # it never stopped being audible
+        if self._running and self._sink is not None:
+            self._sink.on_playback_started()
+
+    def _playback_drained(self) -> None:
+        # The last samples are still in the device's buffer: report "stopped" when
+        # they have been heard.
+        latency = 0.0
+        pipeline = self._pipeline
+        if pipeline is not None and pipeline.output_stream is not None:
+            with contextlib.suppress(Exception):
+                latency = float(pipeline.output_stream.get_output_latency())
+        assert self._loop is not None
+        if self._stopped_report is not None:
+            self._stopped_report.cancel()
+        self._stopped_report = self._loop.call_later(latency, self._playback_stopped)
+
+    def _playback_stopped(self) -> None:
+        self._stopped_report = None
+        if self._running and self._sink is not None:
+            self._sink.on_playback_stopped()
+
+    def _notice(self, message: str) -> None:
+        if self._sink is not None:
+            self._sink.on_audio_notice(message)
+
+    async def _watch(self) -> None:
+        """A device that vanishes stops calling back: reopen the defaults, or give up
+        with a sentence."""
+        while self._running:
+            await asyncio.sleep(0.5)
+            pipeline = self._pipeline
+            if pipeline is None or self._reconfigure_lock.locked():
+                continue
+            stalled = time.monotonic() - self._last_mic_frame > STALL_S
+            inactive = not _is_active(pipeline.output_stream) or not _is_active(
+                pipeline.input_stream
+            )
+            if not (stalled or inactive):
+                continue
+            lost = "microphone" if stalled or not _is_active(pipeline.input_stream) else "speaker"
+            logger.warning("the %s stopped working; reopening the default devices", lost)
+            try:
+                async with self._reconfigure_lock:
+                    await asyncio.to_thread(self._close_streams, pipeline)
+                    self._pipeline = None
+                    self._pipeline = await asyncio.to_thread(self._open, None, None)
+            except DeviceError as exc:
+                logger.warning("no working audio device: %s", exc)
+                self._running = False
+                await self._release()
+                if self._sink is not None:
+                    self._sink.on_audio_failure(
+                        f"The {lost} stopped working and no other could be opened, so the "
+                        "conversation goes on as text."
+                    )
+                return
+            self._notice(
+                f"The {lost} stopped working; voicedesk switched to the default devices "
+                f"({self._pipeline.input_device.name} / {self._pipeline.output_device.name})."
+            )
+
+
+def _is_active(stream: Any) -> bool:
+    if stream is None:
+        return False
+    try:
+        return bool(stream.is_active())
+    except Exception:
+        return False

@@ -205,8 +205,8 @@ class ConsoleClient:
         self._install_signal_handler(loop)
         try:
             self.say("Connecting…")
-            if not await self.conversation.start():
-                return 1
+            # Read keys from now on: what is typed while connecting waits in the queue
+            # instead of being echoed raw by the terminal.
             self._input = TerminalInput(
                 loop,
                 self._stdin,
@@ -216,6 +216,8 @@ class ConsoleClient:
                 lambda: self._lines.put_nowait(None),
             )
             self._input.start()
+            if not await self.conversation.start():
+                return 1
             ended = asyncio.ensure_future(self.conversation.wait_disconnected())
             consumer = asyncio.ensure_future(self._consume_lines())
             quit_requested = asyncio.ensure_future(self._quit.wait())

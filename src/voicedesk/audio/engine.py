@@ -408,9 +408,10 @@ class AudioEngine:
             for near in near_frames.feed(to_canceller_rate.process(captured)):
                 cleaned = canceller.near_end(near, delay_ms)
                 in_level = max(in_level * 0.8, rms(cleaned))
-                if self._muted:
-                    cleaned = np.zeros_like(cleaned)
-                for piece in chunk.feed(to_wire.process(cleaned)):
+                resampled = to_wire.process(cleaned)
+                if self._muted:  # after the resampler, so no filter tail leaks through
+                    resampled = np.zeros_like(resampled)
+                for piece in chunk.feed(resampled):
                     self._post(self._deliver_mic_chunk, encode(piece, wire))
                 frames_done += 1
                 if frames_done % levels_every == 0:

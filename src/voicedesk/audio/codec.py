@@ -76,8 +76,8 @@ def rms(samples: Int16Array) -> float:
     """Root-mean-square level, 0..1 of full scale; 0 for no samples."""
     if samples.size == 0:
         return 0.0
-    x = samples.astype(np.float64) / 32768.0
-    return float(np.sqrt(np.mean(x * x)))
+    x = samples.astype(np.float32)
+    return float(np.sqrt(np.dot(x, x) / samples.size)) / 32768.0
 
 
 def resample_linear(samples: Int16Array, from_rate: int, to_rate: int) -> Int16Array:

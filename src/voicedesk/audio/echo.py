@@ -44,6 +44,7 @@ class WebRtcEchoCanceller:
         self._rtc: Any = rtc
         self.rate = rate
         self.frame_samples = rate // 100
+        self._delay_ms: int | None = None
         self._apm = rtc.AudioProcessingModule(
             echo_cancellation=True,
             noise_suppression=noise_suppression,
@@ -59,7 +60,10 @@ class WebRtcEchoCanceller:
 
     def near_end(self, frame: Int16Array, delay_ms: int) -> Int16Array:
         audio = self._frame(frame)
-        self._apm.set_stream_delay_ms(max(0, min(500, delay_ms)))
+        delay = max(0, min(500, delay_ms))
+        if delay != self._delay_ms:  # each call crosses livekit's FFI: only on a change
+            self._delay_ms = delay
+            self._apm.set_stream_delay_ms(delay)
         self._apm.process_stream(audio)
         return np.frombuffer(audio.data, dtype=np.int16).copy()
 

@@ -100,6 +100,8 @@ class AgentSession:
         self.pongs: dict[int, float] = {}
         self.audio_chunks = 0
         self.audio_in = bytearray()  # raw bytes, in the user input format
+        # (arrival time.monotonic(), len(audio_in) after the chunk): for latency benchmarks
+        self.audio_arrivals: list[tuple[float, int]] = []
         self.agent_responses: dict[int, str] = {}
         self.interruptions: list[int] = []
         self.sent_audio_event_ids: list[int] = []
@@ -154,6 +156,15 @@ class AgentSession:
         event_id = next(self._event_ids)
         await self._start_speaking(text, event_id)
         return event_id
+
+    async def interrupt(self) -> int | None:
+        """Stop speaking and send ``interruption``, as when the user talks over the agent.
+        Returns the interruption's event id (``None`` when the agent was not speaking)."""
+        if not self.is_speaking:
+            return None
+        turn = next(self._event_ids)
+        await self._interrupt_if_speaking(turn)
+        return turn
 
     async def call_tool(
         self, name: str, parameters: dict[str, Any] | None = None
@@ -411,6 +422,7 @@ class AgentSession:
             return
         self.audio_chunks += 1
         self.audio_in.extend(raw)
+        self.audio_arrivals.append((time.monotonic(), len(self.audio_in)))
         self._notify()
         samples = codec.decode(raw, self.input_format)
         chunk_ms = 1000.0 * samples.size / self.input_format.sample_rate

@@ -97,7 +97,8 @@ class VoicedeskClient:
     name = "voicedesk"
 
     def __init__(self, url: str) -> None:
-        from voicedesk.audio.engine import AudioEngine, AudioSettings
+        from voicedesk.audio.engine import AudioEngine
+        from voicedesk.audio.settings import AudioSettings
         from voicedesk.session import Conversation, ConversationOptions
 
         self.loop = asyncio.new_event_loop()

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from voicedesk import __version__
-from voicedesk.audio.engine import AudioSettings
+from voicedesk.audio.settings import AudioSettings
 from voicedesk.config import (
     SecretRedactor,
     SecretStoreError,

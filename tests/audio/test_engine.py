@@ -23,9 +23,11 @@ from tests.audio.pulse import SinkRecorder, dominant_hz, energy_db, play_into, t
 from tests.conftest import scaled
 from tests.session.helpers import Recorder
 from voicedesk.audio.codec import decode
-from voicedesk.audio.engine import AudioEngine, AudioSettings
+from voicedesk.audio.engine import AudioEngine
+from voicedesk.audio.settings import AudioSettings
 from voicedesk.localagent import AgentConfig, LocalAgentServer, VoiceKind
 from voicedesk.localagent.server import AgentSession
+from voicedesk.localagent.voice import synthesize
 from voicedesk.protocol.events import Interruption
 from voicedesk.protocol.formats import ALL_FORMATS, parse_audio_format
 from voicedesk.protocol.machine import Mode, ModeChanged
@@ -161,15 +163,6 @@ async def test_switching_the_speaker_mid_call_keeps_audio_flowing(speaker: SinkR
     assert dominant_hz(heard_after, 48000) == pytest.approx(1000, abs=10)
 
 
-def _espeak(text: str, rate: int = 48000) -> Any:
-    from voicedesk.audio.codec import resample_linear
-    from voicedesk.localagent.voice import _parse_wav
-
-    wav = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
-    source_rate, samples = _parse_wav(wav)
-    return resample_linear(samples, source_rate, rate)
-
-
 def pactl(*args: str) -> str:
     return subprocess.run(
         ["pactl", *args], capture_output=True, text=True, check=True
@@ -200,7 +193,11 @@ async def test_echo_is_cancelled_and_the_users_voice_is_kept() -> None:
             await rec.wait_for(ModeChanged, lambda e: e.mode is Mode.LISTENING, timeout=30)
             echo_to, echo_t1 = len(session.audio_in), time.monotonic()
             await asyncio.sleep(0.5)
-            voice = _espeak("Hello agent, can you hear me now? I would like to know the time.")
+            voice = await synthesize(
+                "Hello agent, can you hear me now? I would like to know the time.",
+                48000,
+                VoiceKind.ESPEAK,
+            )
             voice_from, voice_t0 = len(session.audio_in), time.monotonic()
             await asyncio.to_thread(play_into(voice).wait, 15)
             await asyncio.sleep(0.2)

@@ -96,3 +96,25 @@ class RecordingAudioPort:
 
     async def stop(self) -> None:
         self.stopped += 1
+
+
+class LoopTicks:
+    """Counts 10 ms ticks of the event loop while in use: a loop that something blocked
+    ticks far less than its wall time allows."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._task: asyncio.Future[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            self.count += 1
+
+    async def __aenter__(self) -> LoopTicks:
+        self._task = asyncio.ensure_future(self._tick())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import scaled
-from tests.session.helpers import RecordingAudioPort, make
+from tests.session.helpers import LoopTicks, RecordingAudioPort, make
 from voicedesk import __version__
 from voicedesk.localagent import AgentConfig, LocalAgentServer, VoiceKind
 from voicedesk.protocol.errors import DisconnectReason
@@ -595,20 +595,11 @@ async def test_a_blocking_tool_never_blocks_the_event_loop(agent: LocalAgentServ
 
     conv, _ = make(agent.http_url, tools=registry(("blocking", blocking)))
     assert await conv.start()
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    tick_task = asyncio.ensure_future(ticker())
-    outcome = await agent.sessions[0].call_tool("blocking")
-    tick_task.cancel()
+    async with LoopTicks() as ticks:
+        outcome = await agent.sessions[0].call_tool("blocking")
     assert outcome is not None
     assert outcome.result == "done"
-    assert ticks >= 20  # the loop ran all along (>= 0.2 s of 10 ms ticks in 0.5 s)
+    assert ticks.count >= 20  # the loop ran all along (>= 0.2 s of 10 ms ticks in 0.5 s)
     await conv.end()
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.session.helpers import LoopTicks
 from voicedesk.tools.brightness import NoControllableDisplay, Unavailable
 from voicedesk.tools.flash import FlashRateLimit, TerminalFlash, brightness_pulse, flash_tool
 from voicedesk.tools.registry import ToolError, ToolOutcome
@@ -113,19 +114,10 @@ async def test_the_flash_does_not_block_the_event_loop_on_a_slow_monitor() -> No
             return super().set(level)
 
     backlight = SlowBacklight(0.5)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.ensure_future(ticker())
-    await run(flash_tool(RecordingSurface(), backlight, FlashRateLimit(), duration_ms=20))
-    task.cancel()
+    async with LoopTicks() as ticks:
+        await run(flash_tool(RecordingSurface(), backlight, FlashRateLimit(), duration_ms=20))
     assert backlight.history == [1.0, 0.5]
-    assert ticks >= 10
+    assert ticks.count >= 10
 
 
 def test_rate_limit_one_per_second_three_per_ten_seconds() -> None:

@@ -145,11 +145,7 @@ class PortAudio:
         kind = "speaker" if output else "microphone"
         candidates = [d for d in self.devices() if (d.is_output if output else d.is_input)]
         if not candidates:
-            raise DeviceError(
-                f"No {kind} was found on this computer."
-                if output
-                else "No microphone was found on this computer."
-            )
+            raise DeviceError(f"No {kind} was found on this computer.")
         if wanted is not None and str(wanted).strip() != "":
             match = _match(candidates, wanted)
             if match is None:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from voicedesk.audio.codec import Int16Array
+from voicedesk.audio.codec import Int16Array, rms
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,7 @@ class Ducker:
         self._frames_left = 0
 
     def far_end(self, frame: Int16Array) -> None:
-        level = float(np.sqrt(np.mean((frame.astype(np.float64) / 32768.0) ** 2)))
-        if level > self._threshold:
+        if rms(frame) > self._threshold:
             self._frames_left = self._tail_frames
         elif self._frames_left:
             self._frames_left -= 1

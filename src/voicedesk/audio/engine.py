@@ -37,6 +37,7 @@ from voicedesk.audio.echo import EchoCanceller, make_echo_canceller
 from voicedesk.audio.playback import PlaybackBuffer
 from voicedesk.audio.port import AudioSink, AudioStartError, DeviceError
 from voicedesk.audio.resample import StreamResampler
+from voicedesk.audio.settings import AudioSettings
 from voicedesk.protocol.formats import AudioFormat
 
 logger = logging.getLogger(__name__)
@@ -47,19 +48,6 @@ LEVELS_PER_SECOND = 25
 STALL_S = 3.0  # no microphone frames for this long: the device is gone
 
 LevelListener = Callable[[float, float], None]
-
-
-@dataclass(frozen=True, slots=True)
-class AudioSettings:
-    """``input_device``/``output_device``: an index, a (part of a) name, or ``None``
-    for the system default. ``chunk_ms``: microphone audio per message to the agent."""
-
-    input_device: str | int | None = None
-    output_device: str | int | None = None
-    echo_cancellation: bool = True
-    noise_suppression: bool = True
-    chunk_ms: int = 20
-    preferred_rate: int | None = 48000
 
 
 class _Frames:

@@ -40,46 +40,42 @@ class PlaybackBuffer:
     def pull(self, count: int) -> tuple[Int16Array, int]:
         """``count`` samples to play now (silence-padded) and how many were real audio."""
         out = np.zeros(count, dtype=np.int16)
-        filled = 0
         with self._lock:
-            while filled < count and self._chunks:
-                chunk = self._chunks[0]
-                take = min(count - filled, chunk.size - self._head)
-                out[filled : filled + take] = chunk[self._head : self._head + take]
-                filled += take
-                self._head += take
-                if self._head >= chunk.size:
-                    self._chunks.popleft()
-                    self._head = 0
-            self._queued -= filled
+            filled = self._take_into(out)
         return out, filled
 
     def barge_in(self) -> None:
         """Drop everything queued except a short fade-out of what plays next, so the
         speaker goes quiet within a callback or two without a click."""
+        upcoming = np.zeros(self._fade.size, dtype=np.int16)
         with self._lock:
-            upcoming = np.zeros(0, dtype=np.int16)
-            need = self._fade.size
-            parts: list[Int16Array] = []
-            head = self._head
-            for chunk in self._chunks:
-                part = chunk[head : head + need - sum(p.size for p in parts)]
-                head = 0
-                parts.append(part)
-                if sum(p.size for p in parts) >= need:
-                    break
-            if parts:
-                upcoming = np.concatenate(parts)
-            faded = (upcoming.astype(np.float32) * self._fade[: upcoming.size]).astype(np.int16)
-            self._chunks.clear()
-            self._head = 0
-            self._queued = 0
-            if faded.size:
-                self._chunks.append(faded)
-                self._queued = faded.size
+            taken = self._take_into(upcoming)
+            self._reset()
+            if taken:
+                faded = upcoming[:taken].astype(np.float32) * self._fade[:taken]
+                self._chunks.append(faded.astype(np.int16))
+                self._queued = taken
 
     def clear(self) -> None:
         with self._lock:
-            self._chunks.clear()
-            self._head = 0
-            self._queued = 0
+            self._reset()
+
+    def _take_into(self, out: Int16Array) -> int:
+        """Move queued samples into ``out`` (lock held); how many there were."""
+        filled = 0
+        while filled < out.size and self._chunks:
+            chunk = self._chunks[0]
+            take = min(out.size - filled, chunk.size - self._head)
+            out[filled : filled + take] = chunk[self._head : self._head + take]
+            filled += take
+            self._head += take
+            if self._head >= chunk.size:
+                self._chunks.popleft()
+                self._head = 0
+        self._queued -= filled
+        return filled
+
+    def _reset(self) -> None:
+        self._chunks.clear()
+        self._head = 0
+        self._queued = 0

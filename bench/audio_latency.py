@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,6 +66,9 @@ class AgentThread:
     def _run(self) -> None:
         self.native_id = threading.get_native_id()
         asyncio.set_event_loop(self.loop)
+        # The agent encodes its speech in worker threads: name them so their CPU is
+        # not counted as the client's.
+        self.loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="test-agent"))
         self.loop.run_forever()
 
     def call(self, coroutine: Awaitable[T], timeout: float = 30) -> T:
@@ -87,6 +90,7 @@ class Figures:
     mic_to_wire_ms: list[float] = field(default_factory=list)
     first_audio_ms: list[float] = field(default_factory=list)
     cpu_percent: float = float("nan")
+    cpu_by_thread: dict[str, float] = field(default_factory=dict)
     erle_db: float = float("nan")
 
 
@@ -235,8 +239,13 @@ def measure(client_factory: Callable[[str], Any], trials: int) -> Figures:
         cpu_before = _client_cpu(process, excluded)
         wall_before = time.monotonic()
         time.sleep(8)
-        cpu = _client_cpu(process, excluded) - cpu_before
-        figures.cpu_percent = 100 * cpu / (time.monotonic() - wall_before)
+        cpu_after = _client_cpu(process, excluded)
+        wall = time.monotonic() - wall_before
+        figures.cpu_percent = 100 * (sum(cpu_after.values()) - sum(cpu_before.values())) / wall
+        figures.cpu_by_thread = {
+            name: 100 * (seconds - cpu_before.get(name, 0.0)) / wall
+            for name, seconds in cpu_after.items()
+        }
         player.wait(5)
         agent.call(session.interrupt())
         time.sleep(0.5)
@@ -250,15 +259,17 @@ def measure(client_factory: Callable[[str], Any], trials: int) -> Figures:
     return figures
 
 
-def _client_cpu(process: psutil.Process, excluded: set[int]) -> float:
-    """CPU seconds of this process's threads, minus the agent's and the test players'."""
+def _client_cpu(process: psutil.Process, excluded: set[int]) -> dict[str, float]:
+    """CPU seconds of this process's threads by name, minus the agent's and the test
+    players'. Threads Python does not know (PortAudio's, PulseAudio's) go by their id."""
     names = {t.native_id: t.name for t in threading.enumerate() if t.native_id}
-    total = 0.0
+    seconds: dict[str, float] = {}
     for thread in process.threads():
-        if thread.id in excluded or names.get(thread.id, "").startswith("test-"):
+        name = names.get(thread.id, f"native-{thread.id}")
+        if thread.id in excluded or name.startswith("test-"):
             continue
-        total += thread.user_time + thread.system_time
-    return total
+        seconds[name] = seconds.get(name, 0.0) + thread.user_time + thread.system_time
+    return seconds
 
 
 def measure_erle(client_factory: Callable[[str], Any]) -> float:
@@ -363,6 +374,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--only", choices=["voicedesk", "sdk"])
+    parser.add_argument(
+        "--threads", action="store_true", help="also print each client thread's CPU share"
+    )
     args = parser.parse_args()
     if not pulse_ready():
         print('PulseAudio null sinks are not running: eval "$(scripts/pulse-null-sinks)"')
@@ -373,6 +387,11 @@ def main() -> int:
     if args.only in (None, "sdk"):
         results[SdkClient.name] = measure(SdkClient, args.trials)
     print(report(results, args.trials))
+    if args.threads:
+        for name, figures in results.items():
+            busiest = sorted(figures.cpu_by_thread.items(), key=lambda kv: -kv[1])
+            shares = ", ".join(f"{thread} {share:.1f}" for thread, share in busiest if share >= 0.1)
+            print(f"{name} CPU by thread (% of one core, last trial): {shares}")
     return 0
 
 

@@ -12,7 +12,7 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.errors import NoKeyringError, PasswordDeleteError
 
-from voicedesk import app, config
+from voicedesk import app, config, launch
 from voicedesk.config import SecretRedactor, SecretStoreError, Settings
 
 
@@ -116,8 +116,8 @@ def test_remember_saves_settings_and_the_key_apart(
         ["console", "--agent-id", "agent_7", "--api-key", key, "--server-url", "us", "--remember"]
     )
     settings = Settings()
-    plan = app.resolve(args, settings, {})
-    said = app.remember(args, plan, settings)
+    plan = launch.resolve(args, settings, {})
+    said = launch.remember(args, plan, settings)
     assert said == [
         f"Saved the agent and server as defaults in {config.settings_path()}.",
         "Saved the API key in the OS keyring.",
@@ -126,7 +126,7 @@ def test_remember_saves_settings_and_the_key_apart(
     assert key not in text
     assert json.loads(text)["agent_id"] == "agent_7"
     # Next launch: no options, and the key comes from the keyring.
-    plan = app.resolve(app.build_parser().parse_args(["console"]), config.load_settings(), {})
+    plan = launch.resolve(app.build_parser().parse_args(["console"]), config.load_settings(), {})
     assert (plan.demo, plan.options.agent_id, plan.options.api_key, plan.options.server_url) == (
         False,
         "agent_7",
@@ -137,7 +137,7 @@ def test_remember_saves_settings_and_the_key_apart(
 
 def test_remember_says_nothing_to_save_for_the_demo() -> None:
     args = app.build_parser().parse_args(["--demo", "--remember"])
-    assert app.remember(args, app.resolve(args, Settings(), {}), Settings()) == [
+    assert launch.remember(args, launch.resolve(args, Settings(), {}), Settings()) == [
         "--remember: nothing to save for the demo agent."
     ]
 
@@ -146,7 +146,7 @@ def test_remember_without_a_keyring_explains(no_keyring: None) -> None:
     args = app.build_parser().parse_args(
         ["--agent-id", "a", "--api-key", "sk_abcdefgh12345", "--remember"]
     )
-    said = app.remember(args, app.resolve(args, Settings(), {}), Settings())
+    said = launch.remember(args, launch.resolve(args, Settings(), {}), Settings())
     assert "no usable keyring" in said[-1]
 
 
@@ -156,19 +156,19 @@ def test_options_beat_environment_beat_settings(no_keyring: None) -> None:
         agent_id="from_settings", dynamic_variables={"a": "1", "b": "1"}, user_id="su"
     )
     env = {"ELEVENLABS_AGENT_ID": "from_env", "ELEVENLABS_API_KEY": "sk_env_key_123456"}
-    plan = app.resolve(
+    plan = launch.resolve(
         parser.parse_args(["console", "--var", "b=2", "--var", "c=x=y"]), settings, env
     )
     assert plan.options.agent_id == "from_env"
     assert plan.options.api_key == "sk_env_key_123456"
     assert plan.options.dynamic_variables == {"a": "1", "b": "2", "c": "x=y"}
     assert plan.options.user_id == "su"
-    plan = app.resolve(parser.parse_args(["--agent-id", "from_cli", "console"]), settings, env)
+    plan = launch.resolve(parser.parse_args(["--agent-id", "from_cli", "console"]), settings, env)
     assert plan.options.agent_id == "from_cli"
-    plan = app.resolve(parser.parse_args(["console"]), settings, {})
+    plan = launch.resolve(parser.parse_args(["console"]), settings, {})
     assert plan.options.agent_id == "from_settings"
     assert plan.options.api_key is None
-    plan = app.resolve(parser.parse_args(["console", "--demo"]), settings, env)
+    plan = launch.resolve(parser.parse_args(["console", "--demo"]), settings, env)
     assert plan.demo
     assert plan.options.agent_id == "demo"
     assert plan.options.api_key is None

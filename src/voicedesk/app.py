@@ -1,6 +1,6 @@
 """Composition root: the command line, settings, and wiring of the parts.
 
-``voicedesk`` (the window; until it lands, the console), ``voicedesk console``,
+``voicedesk`` (the window), ``voicedesk --self-test``, ``voicedesk console``,
 ``voicedesk localagent --port N``. Options shared by every mode: see ``--help``.
 """
 
@@ -8,37 +8,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 
 from voicedesk import __version__
-from voicedesk.audio.settings import AudioSettings
-from voicedesk.config import (
-    SecretRedactor,
-    SecretStoreError,
-    Settings,
-    load_api_key,
-    load_settings,
-    save_api_key,
-    save_settings,
-    setup_logging,
+from voicedesk.config import SecretRedactor, Settings, load_settings, setup_logging
+from voicedesk.launch import (
+    AGENT_ID_ENV,
+    API_KEY_ENV,
+    Launcher,
+    LaunchPlan,
+    remember,
+    resolve,
 )
-from voicedesk.localagent import AgentConfig, LocalAgentServer, VoiceKind
 from voicedesk.protocol.formats import ALL_FORMATS
-from voicedesk.session import Conversation, ConversationOptions
 from voicedesk.session.endpoints import DEFAULT_SERVER_URL, EndpointError, normalize_server_url
 from voicedesk.tools import ToolRegistry
 from voicedesk.tools.desktop import definitions_json, desktop_tools
 
 logger = logging.getLogger(__name__)
 
-DEMO_AGENT_ID = "demo"
-AGENT_ID_ENV = "ELEVENLABS_AGENT_ID"
-API_KEY_ENV = "ELEVENLABS_API_KEY"
+# The local agent's voices (localagent.VoiceKind), spelled out so that building the
+# parser does not import the agent (and numpy) on the window's start-up path.
+VOICES = ("auto", "espeak", "tones", "sine")
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -99,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"voicedesk {__version__}")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this computer's set-up: a short conversation with the local demo agent "
+        "through the window (offscreen without a display); exit 0 when it works",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("console", parents=[common], help="hold a conversation in the terminal")
     sub.add_parser(
@@ -116,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--output-format", default="pcm_16000", choices=format_names)
     local.add_argument("--input-format", default="pcm_16000", choices=format_names)
     local.add_argument(
-        "--voice", default=VoiceKind.AUTO.value, choices=[v.value for v in VoiceKind]
+        "--voice",
+        default="auto",
+        choices=VOICES,
+        help="espeak-ng speech, beeps, or a steady 1 kHz tone (default auto: espeak if installed)",
     )
     local.add_argument(
         "--require-key",
@@ -130,132 +133,48 @@ def _opt(args: argparse.Namespace, name: str, default: object = None) -> object:
     return getattr(args, name, default)
 
 
-def parse_variables(pairs: Sequence[str]) -> dict[str, str]:
-    variables: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--var needs KEY=VALUE, got {pair!r}")
-        variables[key.strip()] = value
-    return variables
-
-
-@dataclass(slots=True)
-class LaunchPlan:
-    """What the options and settings resolve to."""
-
-    options: ConversationOptions
-    demo: bool
-    demo_reason: str | None = None
-    audio: AudioSettings = field(default_factory=AudioSettings)
-
-
-def resolve(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> LaunchPlan:
-    """Options > environment > saved settings. No agent at all -> the local demo."""
-    variables = dict(settings.dynamic_variables)
-    variables.update(parse_variables(list(_opt(args, "var", []) or [])))  # type: ignore[call-overload]
-    agent_id = _opt(args, "agent_id") or env.get(AGENT_ID_ENV) or settings.agent_id
-    signed_url = _opt(args, "signed_url")
-    api_key = _opt(args, "api_key") or env.get(API_KEY_ENV)
-    server_url = _opt(args, "server_url") or settings.server_url or DEFAULT_SERVER_URL
-    demo = bool(_opt(args, "demo", False))
-    reason = None
-    if not demo and not agent_id and not signed_url:
-        demo, reason = True, "No agent is configured, so voicedesk talks to its local demo agent."
-    if demo:
-        agent_id, signed_url, api_key = DEMO_AGENT_ID, None, None
-    elif api_key is None and agent_id and not signed_url:
-        api_key = load_api_key()
-    if isinstance(api_key, str):
-        SecretRedactor.register(api_key)
-    options = ConversationOptions(
-        agent_id=str(agent_id) if agent_id else None,
-        api_key=str(api_key) if api_key else None,
-        signed_url=str(signed_url) if signed_url else None,
-        server_url=str(server_url),
-        dynamic_variables=dict(variables),
-        user_id=str(_opt(args, "user_id") or settings.user_id or "") or None,
-        first_message=_str_or_none(_opt(args, "first_message")),
-        language=_str_or_none(_opt(args, "language")),
-        voice_id=_str_or_none(_opt(args, "voice_id")),
-        text_only=bool(_opt(args, "text_only", False)) or settings.text_only,
-    )
-    audio = AudioSettings(
-        input_device=_str_opt(args, "input_device") or settings.input_device,
-        output_device=_str_opt(args, "output_device") or settings.output_device,
-        echo_cancellation=settings.echo_cancellation and not _opt(args, "no_aec", False),
-    )
-    return LaunchPlan(options, demo, reason, audio)
-
-
-def _str_opt(args: argparse.Namespace, name: str) -> str | None:
-    value = _opt(args, name)
-    return str(value) if value is not None else None
-
-
-def _str_or_none(value: object) -> str | None:
-    return str(value) if value else None
-
-
-def remember(args: argparse.Namespace, plan: LaunchPlan, settings: Settings) -> list[str]:
-    """Save the choices as defaults; returns sentences saying what happened."""
-    said: list[str] = []
-    if plan.demo:
-        return ["--remember: nothing to save for the demo agent."]
-    settings.agent_id = plan.options.agent_id
-    settings.server_url = plan.options.server_url
-    settings.user_id = plan.options.user_id
-    path = save_settings(settings)
-    said.append(f"Saved the agent and server as defaults in {path}.")
-    if plan.options.api_key and (_opt(args, "api_key") or os.environ.get(API_KEY_ENV)):
-        try:
-            save_api_key(plan.options.api_key)
-            said.append("Saved the API key in the OS keyring.")
-        except SecretStoreError as exc:
-            said.append(str(exc))
-    return said
-
-
-@contextlib.asynccontextmanager
-async def demo_server(config: AgentConfig | None = None) -> AsyncIterator[LocalAgentServer]:
-    server = LocalAgentServer(config or AgentConfig(), port=0)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 def build_tools() -> ToolRegistry:
     """The client tools this app offers the agent (console: the flash is a visual bell)."""
     return desktop_tools()
 
 
-async def run_console(plan: LaunchPlan, out: object = None) -> int:
-    from voicedesk.audio.engine import AudioEngine
+async def run_console(plan: LaunchPlan) -> int:
     from voicedesk.console import ConsoleClient
 
-    options = plan.options
     if plan.demo_reason:
         print(plan.demo_reason)
-    async with contextlib.AsyncExitStack() as stack:
+    launcher = Launcher(plan, build_tools)
+    try:
+        conversation = await launcher.new_conversation()
         if plan.demo:
-            server = await stack.enter_async_context(demo_server())
-            options.server_url = server.http_url
-            print(f"Local demo agent on {server.http_url} (it runs on this computer only).")
-        engine = None if options.text_only else AudioEngine(plan.audio)
-        if engine is not None:
-            # PortAudio takes a moment to start: do it while the conversation connects.
-            prepare = asyncio.ensure_future(engine.prepare())
-            prepare.add_done_callback(_log_failure)
-        conversation = Conversation(options, tools=build_tools(), audio=engine)
+            print(f"Local demo agent on {launcher.demo_url} (it runs on this computer only).")
         return await ConsoleClient(conversation).run()
-    return 1  # pragma: no cover - the context manager does not swallow exceptions
+    finally:
+        await launcher.close()
 
 
-def _log_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.warning("audio preparation failed: %s", task.exception())
+def has_display(env: Mapping[str, str], platform: str = sys.platform) -> bool:
+    """Can a window be shown? Windows and macOS always; elsewhere an X or Wayland
+    display, or a Qt platform chosen explicitly (``QT_QPA_PLATFORM=offscreen``)."""
+    if platform.startswith("win") or platform == "darwin":
+        return True
+    return any(env.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
+def run_window(
+    args: argparse.Namespace, plan: LaunchPlan, settings: Settings, *, self_test: bool
+) -> int:
+    """The desktop window (PySide6 is imported only on this path)."""
+    try:
+        from voicedesk.ui.shell import run_window as run
+    except ImportError as exc:
+        print(
+            f"voicedesk: the window cannot open ({exc}). Run `voicedesk console` for the "
+            "terminal client, or reinstall voicedesk.",
+            file=sys.stderr,
+        )
+        return 1
+    return run(args, plan, settings, self_test=self_test)
 
 
 def print_devices() -> int:
@@ -271,6 +190,8 @@ def print_devices() -> int:
 
 
 async def run_localagent(args: argparse.Namespace) -> int:
+    from voicedesk.localagent import AgentConfig, LocalAgentServer, VoiceKind
+
     config = AgentConfig(
         agent_output_audio_format=str(args.output_format),
         user_input_audio_format=str(args.input_format),
@@ -325,9 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _opt(args, "remember", False):
             for sentence in remember(args, plan, settings):
                 print(sentence)
+        self_test = bool(_opt(args, "self_test"))
+        if args.command is None and (self_test or has_display(os.environ)):
+            return run_window(args, plan, settings, self_test=self_test)
         if args.command is None:
             print(
-                "voicedesk: the desktop window is not built yet; starting the console client.",
+                "voicedesk: no display here (no DISPLAY or WAYLAND_DISPLAY), so the "
+                "conversation runs in this terminal.",
                 file=sys.stderr,
             )
         return asyncio.run(run_console(plan))

@@ -84,10 +84,24 @@ def test_quit_ends_normally_and_end_of_input_too() -> None:
         assert "Disconnected: You ended the conversation." in result.stdout
 
 
-def test_no_command_runs_the_console_until_the_window_lands() -> None:
-    result = run_cli(["--demo", "--text-only"], "/quit\n")
-    assert result.returncode == 0
-    assert "window is not built yet" in result.stderr
+def test_without_a_display_the_app_talks_in_the_terminal() -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
+    result = subprocess.run(
+        [*VOICEDESK, "--demo", "--text-only"],
+        input="/quit\n",
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no display here" in result.stderr
+    assert "Agent: Hi there" in result.stdout
 
 
 def test_no_agent_configured_means_the_demo() -> None:

@@ -13,6 +13,7 @@ import ctypes.util
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -97,19 +98,26 @@ def _stderr_silenced() -> Iterator[None]:
             os.close(saved)
 
 
+# Pa_Initialize and Pa_Terminate are not thread-safe: two threads initialising at once
+# (the window listing devices while the engine prepares) crash inside PortAudio.
+_lifecycle_lock = threading.Lock()
+
+
 class PortAudio:
-    """One PortAudio session: device listing and stream opening."""
+    """One PortAudio session: device listing and stream opening. Sessions may be
+    created and ended from any thread; they are serialised here."""
 
     def __init__(self) -> None:
         quiet_alsa()
         import pyaudio
 
         self.pyaudio = pyaudio
-        with _stderr_silenced():
+        with _lifecycle_lock, _stderr_silenced():
             self.pa = pyaudio.PyAudio()
 
     def terminate(self) -> None:
-        self.pa.terminate()
+        with _lifecycle_lock:
+            self.pa.terminate()
 
     def devices(self) -> list[DeviceInfo]:
         default_in = self._default_index(self.pa.get_default_input_device_info)

@@ -315,6 +315,9 @@ class AudioEngine:
                 portaudio.terminate()
 
         await asyncio.to_thread(close)
+        # soxr's native state goes with the streams (nanobind reports it as a leak when
+        # an engine object outlives the interpreter's shutdown still holding one).
+        self._play_resampler = None
         self._playback.clear()
         if self._stopped_report is not None:
             self._stopped_report.cancel()

@@ -563,7 +563,7 @@ class AgentSession:
         )
         fmt = self.output_format
         samples = await synthesize(text, fmt.sample_rate, self.config.voice)
-        data = codec.encode(samples, fmt)
+        data = await asyncio.to_thread(codec.encode, samples, fmt)
         chunk = max(fmt.bytes_per_sample, fmt.bytes_for_ms(self.config.chunk_ms))
         started = time.monotonic()
         self._speaking_until = started + fmt.duration_ms(len(data)) / 1000.0

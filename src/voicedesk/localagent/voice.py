@@ -102,7 +102,13 @@ async def _espeak(text: str, rate: int) -> Int16Array:
         raise
     if proc.returncode != 0:
         raise RuntimeError(f"espeak-ng exited with {proc.returncode}")
-    source_rate, samples = _parse_wav(out)
+    # Parsing and resampling a reply's seconds of audio take tens of ms: off the loop,
+    # which in the window's --demo is also the GUI's.
+    return await asyncio.to_thread(_wav_at_rate, out, rate)
+
+
+def _wav_at_rate(wav: bytes, rate: int) -> Int16Array:
+    source_rate, samples = _parse_wav(wav)
     return resample_linear(samples, source_rate, rate)
 
 

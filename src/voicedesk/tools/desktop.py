@@ -33,6 +33,15 @@ def desktop_tools(
     )
 
 
+def import_backends(platform: str = sys.platform) -> None:
+    """Import the OS libraries the tools use (screen-brightness-control takes ~25 ms),
+    e.g. from a worker thread before the first conversation builds its tools."""
+    if platform == "darwin":
+        import voicedesk.tools.brightness_macos  # noqa: F401
+    else:
+        import screen_brightness_control  # noqa: F401
+
+
 def definitions_json() -> str:
     """The three tool definitions as ``voicedesk tools`` prints them."""
     from voicedesk.tools.battery import DEFINITION as BATTERY

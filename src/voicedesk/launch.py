@@ -1,0 +1,348 @@
+"""What to talk to and with what: options resolved from the command line, the
+environment and the saved settings, and a :class:`Launcher` that builds each
+conversation (the local demo agent when asked, the audio engine, the client tools).
+
+Shared by the window and the console; no Qt here. Heavy parts (the local agent and
+numpy, the audio engine with soxr and WebRTC) are imported when first needed, so a
+front end can show itself first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from voicedesk.audio.settings import AudioSettings
+from voicedesk.config import SecretRedactor, SecretStoreError, Settings, load_api_key
+from voicedesk.config import save_api_key as _save_api_key
+from voicedesk.config import save_settings as _save_settings
+from voicedesk.session import Conversation, ConversationOptions
+from voicedesk.session.endpoints import DEFAULT_SERVER_URL
+from voicedesk.tools import ToolRegistry
+
+if TYPE_CHECKING:
+    from voicedesk.audio.engine import AudioEngine, LevelListener
+    from voicedesk.localagent import AgentConfig, LocalAgentServer
+
+logger = logging.getLogger(__name__)
+
+DEMO_AGENT_ID = "demo"
+AGENT_ID_ENV = "ELEVENLABS_AGENT_ID"
+API_KEY_ENV = "ELEVENLABS_API_KEY"
+NO_AGENT_SENTENCE = "No agent is configured, so voicedesk talks to its local demo agent."
+
+
+def _opt(args: argparse.Namespace, name: str, default: object = None) -> object:
+    return getattr(args, name, default)
+
+
+def parse_variables(pairs: Sequence[str]) -> dict[str, str]:
+    variables: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--var needs KEY=VALUE, got {pair!r}")
+        variables[key.strip()] = value
+    return variables
+
+
+@dataclass(slots=True)
+class LaunchPlan:
+    """What the options and settings resolve to.
+
+    ``demo_reason`` is set when the demo was chosen because no agent is configured
+    (the window then offers the first-run choice instead of connecting at once).
+    """
+
+    options: ConversationOptions
+    demo: bool
+    demo_reason: str | None = None
+    audio: AudioSettings = field(default_factory=AudioSettings)
+
+
+def resolve(
+    args: argparse.Namespace,
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    force_demo: bool = False,
+) -> LaunchPlan:
+    """Options > environment > saved settings. No agent at all -> the local demo."""
+    variables = dict(settings.dynamic_variables)
+    variables.update(parse_variables(list(_opt(args, "var", []) or [])))  # type: ignore[call-overload]
+    agent_id = _opt(args, "agent_id") or env.get(AGENT_ID_ENV) or settings.agent_id
+    signed_url = _opt(args, "signed_url")
+    api_key = _opt(args, "api_key") or env.get(API_KEY_ENV)
+    server_url = _opt(args, "server_url") or settings.server_url or DEFAULT_SERVER_URL
+    demo = force_demo or bool(_opt(args, "demo", False))
+    reason = None
+    if not demo and not agent_id and not signed_url:
+        demo, reason = True, NO_AGENT_SENTENCE
+    if demo:
+        agent_id, signed_url, api_key = DEMO_AGENT_ID, None, None
+    elif api_key is None and agent_id and not signed_url:
+        api_key = load_api_key()
+    if isinstance(api_key, str):
+        SecretRedactor.register(api_key)
+    options = ConversationOptions(
+        agent_id=str(agent_id) if agent_id else None,
+        api_key=str(api_key) if api_key else None,
+        signed_url=str(signed_url) if signed_url else None,
+        server_url=str(server_url),
+        dynamic_variables=dict(variables),
+        user_id=str(_opt(args, "user_id") or settings.user_id or "") or None,
+        first_message=_str_or_none(_opt(args, "first_message")),
+        language=_str_or_none(_opt(args, "language")),
+        voice_id=_str_or_none(_opt(args, "voice_id")),
+        text_only=bool(_opt(args, "text_only", False)) or settings.text_only,
+    )
+    audio = AudioSettings(
+        input_device=_str_opt(args, "input_device") or settings.input_device,
+        output_device=_str_opt(args, "output_device") or settings.output_device,
+        echo_cancellation=settings.echo_cancellation and not _opt(args, "no_aec", False),
+    )
+    return LaunchPlan(options, demo, reason, audio)
+
+
+def _str_opt(args: argparse.Namespace, name: str) -> str | None:
+    value = _opt(args, name)
+    return str(value) if value is not None else None
+
+
+def _str_or_none(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def remember(args: argparse.Namespace, plan: LaunchPlan, settings: Settings) -> list[str]:
+    """Save the choices as defaults; returns sentences saying what happened."""
+    said: list[str] = []
+    if plan.demo:
+        return ["--remember: nothing to save for the demo agent."]
+    settings.agent_id = plan.options.agent_id
+    settings.server_url = plan.options.server_url
+    settings.user_id = plan.options.user_id
+    path = _save_settings(settings)
+    said.append(f"Saved the agent and server as defaults in {path}.")
+    if plan.options.api_key and (_opt(args, "api_key") or os.environ.get(API_KEY_ENV)):
+        try:
+            _save_api_key(plan.options.api_key)
+            said.append("Saved the API key in the OS keyring.")
+        except SecretStoreError as exc:
+            said.append(str(exc))
+    return said
+
+
+@contextlib.asynccontextmanager
+async def demo_server(config: AgentConfig | None = None) -> AsyncIterator[LocalAgentServer]:
+    """The local demo agent on a free loopback port, for as long as the block runs."""
+    from voicedesk.localagent import AgentConfig, LocalAgentServer
+
+    server = LocalAgentServer(config or AgentConfig(), port=0)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+class Launcher:
+    """Builds one conversation after another for a front end, from a :class:`LaunchPlan`.
+
+    Owns what outlives a single conversation: the local demo agent (started on the
+    first demo conversation, stopped by :meth:`close` or when the plan stops being a
+    demo) and the audio engine (created on the first voice conversation; PortAudio is
+    prepared in the background while the conversation connects). Event loop thread only.
+    """
+
+    def __init__(
+        self,
+        plan: LaunchPlan,
+        tools_factory: Callable[[], ToolRegistry],
+        *,
+        on_levels: LevelListener | None = None,
+        demo_config: AgentConfig | None = None,
+    ) -> None:
+        self._plan = plan
+        self._tools_factory = tools_factory
+        self._on_levels = on_levels
+        self._demo_config = demo_config
+        self._server: LocalAgentServer | None = None
+        self._engine: AudioEngine | None = None
+        self._prepare: asyncio.Future[None] | None = None
+        self._preload: asyncio.Future[None] | None = None
+
+    @property
+    def plan(self) -> LaunchPlan:
+        return self._plan
+
+    def set_plan(self, plan: LaunchPlan) -> None:
+        """Use ``plan`` for the next conversation (a running one keeps its own)."""
+        if self._engine is not None and plan.audio != self._plan.audio:
+            self._engine.settings = plan.audio
+        if plan.demo != self._plan.demo or plan.options.text_only != self._plan.options.text_only:
+            self._preload = None
+        self._plan = plan
+
+    @property
+    def engine(self) -> AudioEngine | None:
+        """The audio engine, once a voice conversation has been built."""
+        return self._engine
+
+    @property
+    def demo_url(self) -> str | None:
+        return self._server.http_url if self._server is not None else None
+
+    @property
+    def demo_server(self) -> LocalAgentServer | None:
+        """The running local demo agent (tests and the self-test script it)."""
+        return self._server
+
+    def preload(self) -> asyncio.Future[None]:
+        """Import what the plan's conversations need (the local agent with numpy, the
+        audio engine with soxr and WebRTC: ~0.5 s) in a worker thread, so the event
+        loop, which is the GUI's in the window, never stalls on an import. Idempotent."""
+        if self._preload is None or (self._preload.done() and self._preload.exception()):
+            modules: list[str] = []
+            if self._plan.demo:
+                modules.append("voicedesk.localagent")
+            if not self._plan.options.text_only:
+                modules.append("voicedesk.audio.engine")
+            self._preload = asyncio.ensure_future(asyncio.to_thread(_import_all, modules))
+        return self._preload
+
+    async def new_conversation(self) -> Conversation:
+        """A conversation ready to ``start()``, per the current plan."""
+        with contextlib.suppress(Exception):  # an import error shows where it is used
+            await asyncio.shield(self.preload())
+        plan = self._plan
+        options = replace(plan.options, dynamic_variables=dict(plan.options.dynamic_variables))
+        if plan.demo:
+            options.server_url = await self._demo_url()
+        elif self._server is not None:
+            await self._stop_server()
+        engine = None if options.text_only else self._audio_engine()
+        return Conversation(options, tools=self._tools_factory(), audio=engine)
+
+    async def _demo_url(self) -> str:
+        if self._server is None:
+            from voicedesk.localagent import AgentConfig, LocalAgentServer
+
+            server = LocalAgentServer(self._demo_config or AgentConfig(), port=0)
+            await server.start()
+            self._server = server
+            logger.info("local demo agent on %s", server.http_url)
+        return self._server.http_url
+
+    def _audio_engine(self) -> AudioEngine:
+        if self._engine is None:
+            from voicedesk.audio.engine import AudioEngine
+
+            self._engine = AudioEngine(self._plan.audio, on_levels=self._on_levels)
+        if self._prepare is None or self._prepare.done():
+            # PortAudio takes a moment to start: do it while the conversation connects.
+            self._prepare = asyncio.ensure_future(self._engine.prepare())
+            self._prepare.add_done_callback(_log_failure)
+        return self._engine
+
+    async def _stop_server(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop()
+
+    async def close(self) -> None:
+        """Stop the demo agent and release the audio engine. Safe to call twice."""
+        if self._prepare is not None and not self._prepare.done():
+            with contextlib.suppress(Exception):
+                await self._prepare
+        if self._engine is not None:
+            await self._engine.stop()
+        await self._stop_server()
+
+
+def _import_all(modules: list[str]) -> None:
+    import importlib
+
+    from voicedesk.tools.desktop import import_backends
+
+    with contextlib.suppress(ImportError):
+        import_backends()
+    for name in modules:
+        importlib.import_module(name)
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("audio preparation failed: %s", task.exception())
+
+
+@dataclass(slots=True)
+class SettingsForm:
+    """What the Settings dialog collects. ``api_key``: ``None`` keeps the saved key,
+    ``""`` forgets it."""
+
+    agent_id: str = ""
+    api_key: str | None = field(default=None, repr=False)
+    server_url: str = ""
+    user_id: str = ""
+    input_device: str | None = None
+    output_device: str | None = None
+    echo_cancellation: bool = True
+    text_only: bool = False
+
+
+def form_from_settings(settings: Settings) -> SettingsForm:
+    return SettingsForm(
+        agent_id=settings.agent_id or "",
+        server_url=settings.server_url or "",
+        user_id=settings.user_id or "",
+        input_device=settings.input_device,
+        output_device=settings.output_device,
+        echo_cancellation=settings.echo_cancellation,
+        text_only=settings.text_only,
+    )
+
+
+def apply_settings_form(form: SettingsForm, settings: Settings) -> list[str]:
+    """Validate ``form``, save it (settings file; key to the OS keyring only) and update
+    ``settings`` in place. Returns sentences for the user; raises ``ValueError`` with a
+    sentence when the form cannot be saved as it is."""
+    from voicedesk.config import delete_api_key
+    from voicedesk.session.endpoints import EndpointError, normalize_server_url
+
+    server_url = form.server_url.strip()
+    if server_url:
+        try:
+            server_url = normalize_server_url(server_url)
+        except EndpointError as exc:
+            raise ValueError(str(exc)) from None
+    agent_id = form.agent_id.strip()
+    if agent_id and any(c.isspace() for c in agent_id):
+        raise ValueError("An agent ID has no spaces. Copy it from the agent's page again.")
+    said: list[str] = []
+    if form.api_key is not None:
+        key = form.api_key.strip()
+        if key:
+            try:
+                _save_api_key(key)
+                said.append("The API key is saved in the OS keyring.")
+            except SecretStoreError as exc:
+                said.append(str(exc))
+        else:
+            delete_api_key()
+            said.append("The saved API key was removed.")
+    settings.agent_id = agent_id or None
+    settings.server_url = server_url or None
+    settings.user_id = form.user_id.strip() or None
+    settings.input_device = form.input_device or None
+    settings.output_device = form.output_device or None
+    settings.echo_cancellation = form.echo_cancellation
+    settings.text_only = form.text_only
+    path = _save_settings(settings)
+    said.insert(0, f"Settings saved in {path}.")
+    return said

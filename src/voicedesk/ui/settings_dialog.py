@@ -1,0 +1,146 @@
+"""Settings: the agent, the API key (OS keyring), the server or region, devices, echo
+cancellation. The dialog only collects a :class:`~voicedesk.launch.SettingsForm`;
+validating and saving it is :func:`voicedesk.launch.apply_settings_form`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from voicedesk.launch import SettingsForm
+
+REGIONS = ("", "global", "us", "eu", "in")
+DEFAULT_DEVICE = "System default"
+
+
+class SettingsDialog(QDialog):
+    """Modal only over the window's own settings; the conversation keeps running."""
+
+    def __init__(
+        self,
+        form: SettingsForm,
+        *,
+        inputs: Sequence[str] = (),
+        outputs: Sequence[str] = (),
+        has_saved_key: bool = False,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("settingsDialog")
+        self.setWindowTitle("voicedesk settings")
+        self._has_saved_key = has_saved_key
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            "Connect your ElevenLabs agent. A public agent needs only its ID; a private "
+            "one also needs an API key, which is kept in your system's keyring, never in a file."
+        )
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        grid = QFormLayout()
+        layout.addLayout(grid)
+
+        self.agent_id = QLineEdit(form.agent_id)
+        self.agent_id.setObjectName("agentIdInput")
+        self.agent_id.setPlaceholderText("agent_…")
+        grid.addRow("Agent ID", self.agent_id)
+
+        self.api_key = QLineEdit()
+        self.api_key.setObjectName("apiKeyInput")
+        self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.api_key.setPlaceholderText(
+            "saved in the keyring (type to replace)" if has_saved_key else "only for private agents"
+        )
+        grid.addRow("API key", self.api_key)
+        self.forget_key = QCheckBox("Forget the saved API key")
+        self.forget_key.setObjectName("forgetKeyCheck")
+        self.forget_key.setVisible(has_saved_key)
+        grid.addRow("", self.forget_key)
+
+        self.server = QComboBox()
+        self.server.setObjectName("serverInput")
+        self.server.setEditable(True)
+        self.server.addItems(list(REGIONS))
+        self.server.setCurrentText(form.server_url)
+        editor = self.server.lineEdit()
+        if editor is not None:
+            editor.setPlaceholderText("global, us, eu, in, or a URL")
+        grid.addRow("Region or server", self.server)
+
+        self.user_id = QLineEdit(form.user_id)
+        self.user_id.setObjectName("userIdInput")
+        self.user_id.setPlaceholderText("optional")
+        grid.addRow("Your user ID", self.user_id)
+
+        self.input_device = self._device_combo("inputDeviceCombo", inputs, form.input_device)
+        grid.addRow("Microphone", self.input_device)
+        self.output_device = self._device_combo("outputDeviceCombo", outputs, form.output_device)
+        grid.addRow("Speaker", self.output_device)
+
+        self.echo = QCheckBox("Echo cancellation (turn off with headphones)")
+        self.echo.setObjectName("echoCancellationCheck")
+        self.echo.setChecked(form.echo_cancellation)
+        grid.addRow("", self.echo)
+        self.text_only = QCheckBox("Text only (no microphone or speaker)")
+        self.text_only.setObjectName("textOnlyCheck")
+        self.text_only.setChecked(form.text_only)
+        grid.addRow("", self.text_only)
+
+        self.error = QLabel()
+        self.error.setObjectName("settingsError")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #DC2626;")
+        self.error.hide()
+        layout.addWidget(self.error)
+
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    @staticmethod
+    def _device_combo(name: str, devices: Sequence[str], current: str | None) -> QComboBox:
+        combo = QComboBox()
+        combo.setObjectName(name)
+        combo.addItem(DEFAULT_DEVICE, None)
+        for device in devices:
+            combo.addItem(device, device)
+        if current:
+            at = combo.findData(current)
+            if at < 0:
+                combo.addItem(f"{current} (not found now)", current)
+                at = combo.count() - 1
+            combo.setCurrentIndex(at)
+        return combo
+
+    def form(self) -> SettingsForm:
+        key = self.api_key.text()
+        api_key: str | None = key if key else None
+        if self.forget_key.isChecked() and not key:
+            api_key = ""
+        return SettingsForm(
+            agent_id=self.agent_id.text(),
+            api_key=api_key,
+            server_url=self.server.currentText(),
+            user_id=self.user_id.text(),
+            input_device=self.input_device.currentData(),
+            output_device=self.output_device.currentData(),
+            echo_cancellation=self.echo.isChecked(),
+            text_only=self.text_only.isChecked(),
+        )
+
+    def show_error(self, sentence: str) -> None:
+        self.error.setText(sentence)
+        self.error.show()

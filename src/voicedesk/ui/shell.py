@@ -1,0 +1,350 @@
+"""Runs the window: Qt and asyncio on one thread (qasync), the window shown first,
+heavier parts (audio devices, the local agent) loaded after it is visible.
+
+:func:`run_window` is what ``voicedesk`` (without a command) calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import (
+    QEvent,
+    QMessageLogContext,
+    QObject,
+    QTimer,
+    QtMsgType,
+    qInstallMessageHandler,
+)
+from PySide6.QtGui import QGuiApplication, QIcon
+from PySide6.QtWidgets import QApplication
+
+from voicedesk import APP_NAME, __version__
+from voicedesk.config import Settings, load_api_key, load_settings, save_settings
+from voicedesk.launch import (
+    Launcher,
+    LaunchPlan,
+    apply_settings_form,
+    form_from_settings,
+    resolve,
+)
+from voicedesk.tools import ToolRegistry
+from voicedesk.ui.controller import ConversationController
+from voicedesk.ui.flash import OverlayFlash
+from voicedesk.ui.settings_dialog import SettingsDialog
+from voicedesk.ui.window import DeviceChoice, MainWindow
+
+if TYPE_CHECKING:
+    from voicedesk.localagent import AgentConfig
+
+logger = logging.getLogger(__name__)
+
+STARTUP_PROBE_ENV = "VOICEDESK_STARTUP_PROBE"
+DEMO_DESCRIPTION = (
+    "Local demo agent: it runs on this computer and stands in for an ElevenLabs agent."
+)
+
+
+def describe_plan(plan: LaunchPlan) -> str:
+    if plan.demo:
+        return DEMO_DESCRIPTION
+    who = plan.options.agent_id or "a signed URL"
+    return f"Agent {who} on {plan.options.server_url}"
+
+
+class WindowShell(QObject):
+    """Composes the window for one app run: launcher, controller, window, settings.
+
+    ``args`` are the parsed command-line options; they keep priority over saved
+    settings when the plan is worked out again after Settings change.
+    """
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        plan: LaunchPlan,
+        settings: Settings,
+        *,
+        tools_factory: Callable[[], ToolRegistry] | None = None,
+        demo_config: AgentConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.args = args
+        self.settings = settings
+        self.flash = OverlayFlash()
+        self._session_key: str | None = None  # a key the keyring could not keep
+        first_run = plan.demo_reason is not None
+        self.controller = ConversationController(
+            Launcher(
+                plan,
+                tools_factory or self._tools,
+                on_levels=self._on_levels,
+                demo_config=demo_config,
+            )
+        )
+        self.window = MainWindow(self.controller, first_run=first_run)
+        self.window.volume.setValue(round(100 * min(1.0, max(0.0, settings.volume))))
+        self.window.volume.sliderReleased.connect(self._save_volume)
+        self.window.settingsRequested.connect(self.open_settings)
+        self.window.demoRequested.connect(self.choose_demo)
+        self.window.inputDeviceChosen.connect(lambda c: self._device_chosen(c, output=False))
+        self.window.outputDeviceChosen.connect(lambda c: self._device_chosen(c, output=True))
+        self.window.set_close_handler(self._window_closed)
+        if not first_run:
+            self.window.show_conversation(describe_plan(plan))
+        self.closed = asyncio.Event()
+        self.devices: list[Any] = []
+        self._probe: QObject | None = None
+
+    # ------------------------------------------------------------------ parts
+
+    def _tools(self) -> ToolRegistry:
+        from voicedesk.tools.desktop import desktop_tools
+
+        return desktop_tools(self.flash)
+
+    def _on_levels(self, input_rms: float, output_rms: float) -> None:
+        self.controller.on_levels(input_rms, output_rms)
+
+    def run(self, coro: Coroutine[Any, Any, Any], what: str) -> None:
+        self.controller.runner.run(coro, what=what)
+
+    # ------------------------------------------------------------------ after show
+
+    def show(self) -> None:
+        """Show the window; work that can wait runs once it is on screen."""
+        probe = os.environ.get(STARTUP_PROBE_ENV)
+        if probe:
+            self._probe = _FirstPaintProbe(probe, self.window)
+        self.window.show()
+        QTimer.singleShot(0, self.after_show)
+
+    def after_show(self) -> None:
+        """Work that waits until the window is visible."""
+        self.controller.launcher.preload()
+        if not self.controller.plan.options.text_only:
+            self.run(self.load_devices(), "list the audio devices")
+
+    async def load_devices(self) -> None:
+        from voicedesk.audio.devices import list_devices
+
+        try:
+            devices = await asyncio.to_thread(list_devices)
+        except Exception as exc:
+            logger.warning("device list failed: %s", exc)
+            self.window.banner.show_message(
+                "The sound system could not be opened, so conversations will be text only. "
+                "Check that a microphone and speaker are connected."
+            )
+            return
+        self.devices = devices
+        inputs: list[DeviceChoice] = [(d.name, d.index) for d in devices if d.is_input]
+        outputs: list[DeviceChoice] = [(d.name, d.index) for d in devices if d.is_output]
+        self.window.set_devices(inputs, outputs)
+        audio = self.controller.plan.audio
+        self.window.select_devices(
+            _index_of(devices, audio.input_device, output=False),
+            _index_of(devices, audio.output_device, output=True),
+        )
+
+    # ------------------------------------------------------------------ user choices
+
+    def choose_demo(self) -> None:
+        plan = self._replan(force_demo=True)
+        self.controller.set_plan(plan)
+        self.window.show_conversation(describe_plan(plan))
+        self.controller.start()
+
+    def open_settings(self) -> None:
+        names_in = [d.name for d in self.devices if d.is_input]
+        names_out = [d.name for d in self.devices if d.is_output]
+        dialog = SettingsDialog(
+            form_from_settings(self.settings),
+            inputs=names_in,
+            outputs=names_out,
+            has_saved_key=self._has_saved_key(),
+            parent=self.window,
+        )
+        while dialog.exec():
+            form = dialog.form()
+            try:
+                said = apply_settings_form(form, self.settings)
+            except ValueError as exc:
+                dialog.show_error(str(exc))
+                continue
+            if form.api_key:
+                self._session_key = form.api_key.strip()
+            elif form.api_key == "":
+                self._session_key = None
+            for sentence in said:
+                logger.info("%s", sentence)
+            if any("could not be saved" in s for s in said):
+                self.window.banner.show_message(said[-1])
+            plan = self._replan()
+            self.controller.set_plan(plan)
+            if plan.demo_reason is None:
+                self.window.show_conversation(describe_plan(plan))
+            break
+        dialog.deleteLater()
+
+    def _has_saved_key(self) -> bool:
+        return load_api_key() is not None
+
+    def _replan(self, *, force_demo: bool = False) -> LaunchPlan:
+        args = argparse.Namespace(**vars(self.args))
+        if self._session_key and not getattr(args, "api_key", None):
+            args.api_key = self._session_key
+        if not force_demo and getattr(args, "demo", False):
+            # --demo chose the demo for this run; Settings may now name a real agent.
+            del args.demo
+        return resolve(args, self.settings, dict(os.environ), force_demo=force_demo)
+
+    def _device_chosen(self, choice: DeviceChoice, *, output: bool) -> None:
+        name, index = choice
+        stored = name if index is not None else None
+        if output:
+            self.settings.output_device = stored
+        else:
+            self.settings.input_device = stored
+        save_settings(self.settings)
+        plan = self._replan(force_demo=self.controller.plan.demo)
+        self.controller.set_plan(plan)
+        if self.controller.status == "connected":
+            wanted = index if index is not None else _default_index(self.devices, output=output)
+            if output:
+                self.controller.switch_devices(output_device=wanted)
+            else:
+                self.controller.switch_devices(input_device=wanted)
+
+    def _save_volume(self) -> None:
+        self.settings.volume = self.window.volume.value() / 100
+        save_settings(self.settings)
+
+    # ------------------------------------------------------------------ closing
+
+    def _window_closed(self) -> None:
+        self.closed.set()
+
+    async def shutdown(self) -> None:
+        await self.controller.shutdown()
+
+
+class _FirstPaintProbe(QObject):
+    """``bench/startup.py``: write the wall-clock time of the window's first paint to a
+    file, then close the window (the app exits as after a user's close)."""
+
+    def __init__(self, path: str, window: MainWindow) -> None:
+        super().__init__(window)
+        self._path = path
+        self._window = window
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self._window.removeEventFilter(self)
+            with open(self._path, "w", encoding="utf-8") as stamp:
+                stamp.write(repr(time.time()))
+            QTimer.singleShot(0, self._window.close)
+        return False
+
+
+def _index_of(devices: list[Any], wanted: str | int | None, *, output: bool) -> int | None:
+    if wanted is None or wanted == "":
+        return None
+    if isinstance(wanted, int) or wanted.isdigit():
+        return int(wanted)
+    for device in devices:
+        if (
+            device.is_output if output else device.is_input
+        ) and wanted.lower() in device.name.lower():
+            return int(device.index)
+    return None
+
+
+def _default_index(devices: list[Any], *, output: bool) -> int | None:
+    for device in devices:
+        if device.is_default_output if output else device.is_default_input:
+            return int(device.index)
+    return None
+
+
+_QT_LOG_LEVELS = {
+    QtMsgType.QtDebugMsg: logging.DEBUG,
+    QtMsgType.QtInfoMsg: logging.INFO,
+    QtMsgType.QtWarningMsg: logging.WARNING,
+    QtMsgType.QtCriticalMsg: logging.ERROR,
+    QtMsgType.QtFatalMsg: logging.CRITICAL,
+}
+
+
+def _qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    """Qt's own warnings go to our log file, not to the user's terminal."""
+    logging.getLogger("qt").log(_QT_LOG_LEVELS.get(kind, logging.WARNING), "%s", message)
+
+
+def make_application() -> QApplication:
+    """The QApplication, offscreen when there is no display (Linux without X/Wayland)."""
+    if (
+        sys.platform.startswith("linux")
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+        and not os.environ.get("QT_QPA_PLATFORM")
+    ):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    qInstallMessageHandler(_qt_message)
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName("voicedesk")
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName(APP_NAME)
+    app.setDesktopFileName(APP_NAME)
+    # The window closing ends the conversation first (WindowShell); then the loop stops.
+    app.setQuitOnLastWindowClosed(False)
+    QGuiApplication.setWindowIcon(QIcon())
+    return app
+
+
+def run_window(
+    args: argparse.Namespace,
+    plan: LaunchPlan,
+    settings: Settings | None = None,
+    *,
+    self_test: bool = False,
+) -> int:
+    """Show the window and run until it closes; returns the exit code."""
+    import qasync
+
+    app = make_application()
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    shell = WindowShell(args, plan, settings or load_settings())
+
+    async def main() -> int:
+        shell.show()
+        if self_test:
+            from voicedesk.ui.selftest import run_self_test
+
+            return await run_self_test(shell)
+        if plan.demo and plan.demo_reason is None:
+            shell.controller.start()
+        await shell.closed.wait()
+        return 0
+
+    try:
+        with loop:
+            code: int = loop.run_until_complete(main())
+            loop.run_until_complete(shell.shutdown())
+    finally:
+        shell.window.deleteLater()
+        asyncio.set_event_loop(None)
+    return code

@@ -1,0 +1,238 @@
+"""Small widgets of the main window: status dot, speaking indicator, level meter,
+error banner, and the message box. Each draws from the palette, so light and dark
+themes both read well; the status colours are the tutorial's."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPaintEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QSizePolicy,
+    QToolButton,
+    QWidget,
+)
+
+STATUS_COLORS = {
+    "connected": "#10B981",
+    "connecting": "#F59E0B",
+    "disconnecting": "#F59E0B",
+    "disconnected": "#EF4444",
+}
+STATUS_WORDS = {
+    "connected": "Connected",
+    "connecting": "Connecting",
+    "disconnecting": "Disconnecting",
+    "disconnected": "Disconnected",
+}
+SPEAKING_COLOR = "#8B5CF6"
+IDLE_COLOR = "#9CA3AF"
+ANIMATION_FPS = 30
+
+
+class StatusDot(QWidget):
+    """A filled circle in the status colour."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFixedSize(14, 14)
+        self._color = QColor(STATUS_COLORS["disconnected"])
+
+    def set_status(self, status: str) -> None:
+        self._color = QColor(STATUS_COLORS.get(status, "#6B7280"))
+        self.update()
+
+    def color(self) -> QColor:
+        return QColor(self._color)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self._color)
+        painter.drawEllipse(QRectF(1, 1, 12, 12))
+
+
+class SpeakingIndicator(QLabel):
+    """ "Agent speaking" / "Agent listening", with a pulsing dot while the agent is
+    audible. The animation timer runs only while speaking."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("speakingIndicator")
+        self.setIndent(24)
+        self.setMinimumWidth(150)
+        self._speaking = False
+        self._started = time.monotonic()
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000 // ANIMATION_FPS)
+        self._timer.timeout.connect(self.update)
+        self.set_speaking(False)
+
+    @property
+    def speaking(self) -> bool:
+        return self._speaking
+
+    @property
+    def animating(self) -> bool:
+        return self._timer.isActive()
+
+    def set_speaking(self, speaking: bool) -> None:
+        self._speaking = speaking
+        text = "Agent speaking" if speaking else "Agent listening"
+        self.setText(text)
+        self.setAccessibleName(text)
+        color = SPEAKING_COLOR if speaking else IDLE_COLOR
+        self.setStyleSheet(f"color: {color};")
+        if speaking and self.isEnabled():
+            self._started = time.monotonic()
+            self._timer.start()
+        else:
+            self._timer.stop()
+        self.update()
+
+    def changeEvent(self, event: object) -> None:
+        super().changeEvent(event)  # type: ignore[arg-type]
+        if not self.isEnabled():
+            self._timer.stop()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        cy = self.height() / 2
+        if self._speaking:
+            phase = (time.monotonic() - self._started) * 2 * math.pi / 0.9
+            radius = 5 + 2.5 * (1 + math.sin(phase)) / 2
+            halo = QColor(SPEAKING_COLOR)
+            halo.setAlphaF(0.25)
+            painter.setBrush(halo)
+            painter.drawEllipse(
+                QRectF(10 - radius - 2, cy - radius - 2, 2 * radius + 4, 2 * radius + 4)
+            )
+            painter.setBrush(QColor(SPEAKING_COLOR))
+            painter.drawEllipse(QRectF(10 - radius, cy - radius, 2 * radius, 2 * radius))
+        else:
+            painter.setBrush(QColor(IDLE_COLOR))
+            painter.drawEllipse(QRectF(5, cy - 5, 10, 10))
+
+
+class LevelMeter(QWidget):
+    """A horizontal meter for an RMS level 0..1, drawn on a dB scale (-60..0 dBFS)."""
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName(name)
+        self.setMinimumSize(80, 10)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self._level = 0.0
+
+    @property
+    def level(self) -> float:
+        return self._level
+
+    @staticmethod
+    def fraction(rms: float) -> float:
+        """How much of the bar an RMS level fills: -60 dBFS empty, 0 dBFS full."""
+        if rms <= 1e-6:
+            return 0.0
+        return min(1.0, max(0.0, (20 * math.log10(rms) + 60) / 60))
+
+    def set_level(self, rms: float) -> None:
+        if rms == self._level:
+            return
+        redraw = self.fraction(rms) != self.fraction(self._level)
+        self._level = rms
+        if redraw:
+            self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+        painter.setPen(self.palette().mid().color())
+        painter.setBrush(self.palette().base())
+        painter.drawRect(rect)
+        filled = self.fraction(self._level)
+        if filled > 0:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor("#10B981") if filled < 0.9 else QColor("#EF4444"))
+            painter.drawRect(QRectF(rect.x(), rect.y(), rect.width() * filled, rect.height()))
+
+
+class ErrorBanner(QFrame):
+    """A strip above the conversation with a plain sentence; never modal, closable."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("errorBanner")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet(
+            "#errorBanner { background: #FEE2E2; border: 1px solid #EF4444; border-radius: 4px; }"
+            " #errorBanner QLabel { color: #7F1D1D; }"
+        )
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 4, 4)
+        self.label = QLabel(self)
+        self.label.setObjectName("errorBannerText")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton(self)
+        close.setObjectName("errorBannerClose")
+        close.setText("✕")
+        close.setAccessibleName("Dismiss")
+        close.setAutoRaise(True)
+        close.clicked.connect(self.hide)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close)
+        self.setAccessibleName("Error")
+        self.hide()
+
+    def show_message(self, sentence: str) -> None:
+        self.label.setText(sentence)
+        self.setAccessibleDescription(sentence)
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+
+class MessageInput(QPlainTextEdit):
+    """The message box: Enter sends, Shift+Enter starts a new line; each edit is
+    reported as typing (the window throttles the user-activity signals)."""
+
+    submitted = Signal()
+    typing = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("messageInput")
+        self.setAccessibleName("messageInput")
+        self.setAccessibleDescription("Message to the agent. Enter sends, Shift+Enter adds a line.")
+        self.setPlaceholderText("Type a message or context… (Enter sends, Shift+Enter new line)")
+        self.setTabChangesFocus(True)
+        line = self.fontMetrics().lineSpacing()
+        self.setFixedHeight(line * 3 + 14)
+        self.textChanged.connect(self._on_text_changed)
+
+    def text(self) -> str:
+        return self.toPlainText()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if enter and not event.modifiers() & (
+            Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
+        ):
+            self.submitted.emit()
+            return
+        super().keyPressEvent(event)
+
+    def _on_text_changed(self) -> None:
+        if self.toPlainText():
+            self.typing.emit()

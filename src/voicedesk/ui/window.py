@@ -1,0 +1,412 @@
+"""The main window: the tutorial's screen (status, speaking indicator, start/end,
+feedback, message and context) plus what a desktop user expects (transcript, mute,
+volume, meters, devices, latency, shortcuts, error banner, first-run choice).
+
+A thin view over :class:`~voicedesk.ui.controller.ConversationController`: widgets
+call its methods; its signals land in the ``_on_*`` handlers below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSlider,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from voicedesk.ui.controller import ConversationController
+from voicedesk.ui.transcript_view import TranscriptView
+from voicedesk.ui.widgets import (
+    STATUS_WORDS,
+    ErrorBanner,
+    LevelMeter,
+    MessageInput,
+    SpeakingIndicator,
+    StatusDot,
+)
+
+SHORTCUTS = {
+    "start": "Ctrl+Return",
+    "end": "Ctrl+E",
+    "mute": "Ctrl+M",
+    "message": "Ctrl+L",
+    "settings": "Ctrl+,",
+}
+
+#: A device picker's entry: (label, PortAudio index or None for the system default).
+DeviceChoice = tuple[str, int | None]
+
+
+def _name(widget: QWidget, name: str, description: str = "") -> None:
+    """objectName and accessible name are the same, for tests and screen readers."""
+    widget.setObjectName(name)
+    widget.setAccessibleName(name)
+    if description:
+        widget.setAccessibleDescription(description)
+        widget.setToolTip(description)
+
+
+class MainWindow(QMainWindow):
+    """``settingsRequested``: the user asked for Settings (the app opens the dialog).
+    ``demoRequested``: the first-run "Try the demo agent" choice."""
+
+    settingsRequested = Signal()
+    demoRequested = Signal()
+    inputDeviceChosen = Signal(object)
+    outputDeviceChosen = Signal(object)
+
+    def __init__(self, controller: ConversationController, *, first_run: bool = False) -> None:
+        super().__init__()
+        self.controller = controller
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("voicedesk")
+        self.resize(760, 640)
+        self._on_close: Callable[[], None] | None = None
+
+        central = QWidget(self)
+        self.setCentralWidget(central)
+        root = QVBoxLayout(central)
+        root.addLayout(self._build_header())
+        self.banner = ErrorBanner(central)
+        root.addWidget(self.banner)
+
+        self.pages = QStackedWidget(central)
+        self.pages.addWidget(self._build_welcome())
+        self.pages.addWidget(self._build_conversation())
+        root.addWidget(self.pages, 1)
+        self.pages.setCurrentIndex(0 if first_run else 1)
+
+        self._build_shortcuts()
+        self._connect_controller()
+        self._refresh()
+
+    # ------------------------------------------------------------------ layout
+
+    def _build_header(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.status_dot = StatusDot()
+        self.status_dot.setObjectName("statusDot")
+        self.status_label = QLabel(STATUS_WORDS["disconnected"])
+        _name(self.status_label, "statusLabel")
+        font = self.status_label.font()
+        font.setBold(True)
+        self.status_label.setFont(font)
+        self.latency_label = QLabel("")
+        _name(self.latency_label, "latencyLabel", "Round-trip time to the agent, from its pings")
+        self.speaking = SpeakingIndicator()
+        self.speaking.setAccessibleName("Agent listening")
+        self.settings_button = QToolButton()
+        _name(self.settings_button, "settingsButton", f"Settings ({SHORTCUTS['settings']})")
+        self.settings_button.setText("Settings")
+        self.settings_button.clicked.connect(self.settingsRequested.emit)
+        row.addWidget(self.status_dot)
+        row.addWidget(self.status_label)
+        row.addSpacing(12)
+        row.addWidget(self.latency_label)
+        row.addStretch(1)
+        row.addWidget(self.speaking)
+        row.addSpacing(12)
+        row.addWidget(self.settings_button)
+        return row
+
+    def _build_welcome(self) -> QWidget:
+        page = QWidget()
+        page.setObjectName("welcomePage")
+        layout = QVBoxLayout(page)
+        layout.addStretch(1)
+        title = QLabel("Talk with an ElevenLabs agent")
+        font = title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.6)
+        font.setBold(True)
+        title.setFont(font)
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        text = QLabel(
+            "No agent is set up yet. Try the demo agent, which runs on this computer "
+            "(a local stand-in: it speaks, answers simple questions and calls the desktop "
+            "tools, but it is not an ElevenLabs agent), or connect your own agent."
+        )
+        text.setObjectName("welcomeText")
+        text.setWordWrap(True)
+        text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.demo_button = QPushButton("Try the demo agent")
+        _name(self.demo_button, "tryDemoButton", "Start talking to the local demo agent")
+        self.connect_button = QPushButton("Connect your agent…")
+        _name(self.connect_button, "connectAgentButton", "Enter your agent ID and API key")
+        self.demo_button.clicked.connect(self.demoRequested.emit)
+        self.connect_button.clicked.connect(self.settingsRequested.emit)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.demo_button)
+        buttons.addWidget(self.connect_button)
+        buttons.addStretch(1)
+        layout.addWidget(title)
+        layout.addWidget(text)
+        layout.addLayout(buttons)
+        layout.addStretch(2)
+        return page
+
+    def _build_conversation(self) -> QWidget:
+        page = QWidget()
+        page.setObjectName("conversationPage")
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.agent_label = QLabel("")
+        _name(self.agent_label, "agentLabel")
+        layout.addWidget(self.agent_label)
+
+        self.transcript_view = TranscriptView(self.controller.transcript)
+        layout.addWidget(self.transcript_view, 1)
+
+        feedback = QHBoxLayout()
+        self.feedback_label = QLabel("How was that response?")
+        self.like_button = QPushButton("Like")
+        _name(self.like_button, "likeButton", "Rate the agent's last answer as good")
+        self.dislike_button = QPushButton("Dislike")
+        _name(self.dislike_button, "dislikeButton", "Rate the agent's last answer as bad")
+        self.like_button.clicked.connect(lambda: self.controller.send_feedback(True))
+        self.dislike_button.clicked.connect(lambda: self.controller.send_feedback(False))
+        feedback.addWidget(self.feedback_label)
+        feedback.addWidget(self.like_button)
+        feedback.addWidget(self.dislike_button)
+        feedback.addStretch(1)
+        self.feedback_row = QWidget()
+        self.feedback_row.setLayout(feedback)
+        layout.addWidget(self.feedback_row)
+
+        self.message_input = MessageInput()
+        self.message_input.submitted.connect(self._send_message)
+        self.message_input.typing.connect(self.controller.user_typing)
+        self.message_input.textChanged.connect(self._refresh_message_buttons)
+        layout.addWidget(self.message_input)
+        sends = QHBoxLayout()
+        self.send_message_button = QPushButton("Send message")
+        _name(self.send_message_button, "sendMessageButton", "Send the text to the agent (Enter)")
+        self.send_context_button = QPushButton("Send context")
+        _name(
+            self.send_context_button,
+            "sendContextButton",
+            "Give the agent background information without asking for an answer",
+        )
+        self.send_message_button.clicked.connect(self._send_message)
+        self.send_context_button.clicked.connect(self._send_context)
+        sends.addWidget(self.send_message_button)
+        sends.addWidget(self.send_context_button)
+        sends.addStretch(1)
+        layout.addLayout(sends)
+
+        layout.addWidget(self._build_audio_row())
+
+        controls = QHBoxLayout()
+        self.start_button = QPushButton("Start conversation")
+        _name(self.start_button, "startButton", f"Start a conversation ({SHORTCUTS['start']})")
+        self.end_button = QPushButton("End conversation")
+        _name(self.end_button, "endButton", f"End the conversation ({SHORTCUTS['end']})")
+        self.start_button.clicked.connect(self.controller.start)
+        self.end_button.clicked.connect(self.controller.end)
+        self.start_button.setStyleSheet(_button_style("#10B981"))
+        self.end_button.setStyleSheet(_button_style("#EF4444"))
+        controls.addWidget(self.start_button)
+        controls.addWidget(self.end_button)
+        layout.addLayout(controls)
+        return page
+
+    def _build_audio_row(self) -> QWidget:
+        row = QWidget()
+        row.setObjectName("audioRow")
+        grid = QHBoxLayout(row)
+        grid.setContentsMargins(0, 0, 0, 0)
+        self.mute_button = QPushButton("Mute")
+        _name(self.mute_button, "muteButton", f"Mute the microphone ({SHORTCUTS['mute']})")
+        self.mute_button.setCheckable(True)
+        self.mute_button.toggled.connect(self._on_mute_toggled)
+        self.volume = QSlider(Qt.Orientation.Horizontal)
+        _name(self.volume, "volumeSlider", "The agent's volume")
+        self.volume.setRange(0, 100)
+        self.volume.setValue(100)
+        self.volume.setMaximumWidth(110)
+        self.volume.valueChanged.connect(lambda v: self.controller.set_volume(v / 100))
+        self.input_meter = LevelMeter("Microphone level")
+        self.input_meter.setObjectName("inputMeter")
+        self.output_meter = LevelMeter("Speaker level")
+        self.output_meter.setObjectName("outputMeter")
+        self.input_combo = QComboBox()
+        _name(self.input_combo, "inputDeviceCombo", "Microphone")
+        self.output_combo = QComboBox()
+        _name(self.output_combo, "outputDeviceCombo", "Speaker")
+        for combo in (self.input_combo, self.output_combo):
+            combo.addItem("System default", None)
+            combo.setMinimumContentsLength(14)
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+        self.input_combo.activated.connect(
+            lambda _: self.inputDeviceChosen.emit(self._choice(self.input_combo))
+        )
+        self.output_combo.activated.connect(
+            lambda _: self.outputDeviceChosen.emit(self._choice(self.output_combo))
+        )
+        grid.addWidget(self.mute_button)
+        grid.addWidget(QLabel("Mic"))
+        grid.addWidget(self.input_meter)
+        grid.addWidget(self.input_combo)
+        grid.addSpacing(8)
+        grid.addWidget(QLabel("Volume"))
+        grid.addWidget(self.volume)
+        grid.addWidget(self.output_meter)
+        grid.addWidget(self.output_combo)
+        return row
+
+    def _build_shortcuts(self) -> None:
+        def bind(keys: str, action: Callable[[], None]) -> None:
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(action)
+
+        bind(SHORTCUTS["start"], self.controller.start)
+        bind(SHORTCUTS["end"], self.controller.end)
+        bind(SHORTCUTS["mute"], self.mute_button.toggle)
+        bind(SHORTCUTS["message"], self.message_input.setFocus)
+        bind(SHORTCUTS["settings"], self.settingsRequested.emit)
+
+    def _connect_controller(self) -> None:
+        c = self.controller
+        c.statusChanged.connect(self._on_status_changed)
+        c.startingChanged.connect(lambda _: self._refresh())
+        c.modeChanged.connect(lambda _: self._refresh_speaking())
+        c.canSendFeedbackChanged.connect(lambda _: self._refresh_feedback())
+        c.latencyChanged.connect(self._on_latency)
+        c.levelsChanged.connect(self._on_levels)
+        c.errorRaised.connect(self.banner.show_message)
+        c.audioChanged.connect(self._refresh_audio)
+        c.ended.connect(lambda _: self._refresh())
+
+    # ------------------------------------------------------------------ public
+
+    def show_conversation(self, agent_description: str) -> None:
+        """Leave the first-run page; say who the conversation is with."""
+        self.agent_label.setText(agent_description)
+        self.pages.setCurrentIndex(1)
+        self._refresh()
+
+    def set_devices(self, inputs: list[DeviceChoice], outputs: list[DeviceChoice]) -> None:
+        for combo, devices in ((self.input_combo, inputs), (self.output_combo, outputs)):
+            current = combo.currentData()
+            combo.clear()
+            combo.addItem("System default", None)
+            for label, index in devices:
+                combo.addItem(label, index)
+            at = combo.findData(current)
+            combo.setCurrentIndex(max(0, at))
+
+    def select_devices(self, input_index: int | None, output_index: int | None) -> None:
+        """Show the devices in use (without emitting a choice)."""
+        for combo, index in ((self.input_combo, input_index), (self.output_combo, output_index)):
+            at = combo.findData(index)
+            if at >= 0:
+                combo.setCurrentIndex(at)
+
+    def set_close_handler(self, handler: Callable[[], None]) -> None:
+        """Called once when the window closes (the app ends the conversation first)."""
+        self._on_close = handler
+
+    # ------------------------------------------------------------------ handlers
+
+    @staticmethod
+    def _choice(combo: QComboBox) -> DeviceChoice:
+        return combo.currentText(), combo.currentData()
+
+    def _send_message(self) -> None:
+        if self.controller.send_message(self.message_input.text()):
+            self.message_input.clear()
+
+    def _send_context(self) -> None:
+        if self.controller.send_context(self.message_input.text()):
+            self.message_input.clear()
+
+    def _on_mute_toggled(self, muted: bool) -> None:
+        self.controller.set_muted(muted)
+        self.mute_button.setText("Unmute" if muted else "Mute")
+        self.mute_button.setAccessibleDescription(
+            "The microphone is muted" if muted else "Mute the microphone"
+        )
+
+    def _on_status_changed(self, status: str) -> None:
+        if status == "connecting":
+            self.banner.hide()
+        self._refresh()
+
+    def _on_latency(self, ms: int) -> None:
+        self.latency_label.setText(f"Latency {ms} ms")
+
+    def _on_levels(self, input_rms: float, output_rms: float) -> None:
+        self.input_meter.set_level(input_rms)
+        self.output_meter.set_level(output_rms)
+
+    def _refresh(self) -> None:
+        c = self.controller
+        status = c.status
+        self.status_dot.set_status(status)
+        self.status_label.setText(STATUS_WORDS.get(status, status.capitalize()))
+        self.status_label.setAccessibleDescription(f"Conversation status: {status}")
+        self.start_button.setEnabled(c.can_start)
+        self.start_button.setText("Starting…" if c.is_starting else "Start conversation")
+        self.end_button.setEnabled(c.can_end)
+        if status == "disconnected":
+            self.latency_label.setText("")
+        self._refresh_speaking()
+        self._refresh_feedback()
+        self._refresh_message_buttons()
+        self._refresh_audio()
+
+    def _refresh_speaking(self) -> None:
+        connected = self.controller.status == "connected"
+        self.speaking.setVisible(connected)
+        self.speaking.set_speaking(connected and self.controller.is_speaking)
+
+    def _refresh_feedback(self) -> None:
+        self.feedback_row.setVisible(
+            self.controller.status == "connected" and self.controller.can_send_feedback
+        )
+
+    def _refresh_message_buttons(self) -> None:
+        ready = self.controller.status == "connected" and bool(self.message_input.text().strip())
+        self.send_message_button.setEnabled(ready)
+        self.send_context_button.setEnabled(ready)
+
+    def _refresh_audio(self) -> None:
+        voice = self.controller.is_voice and self.controller.status == "connected"
+        for widget in (self.input_meter, self.output_meter):
+            widget.setEnabled(voice)
+        engine = self.controller.launcher.engine
+        if voice and engine is not None:
+            self.select_devices(
+                engine.input_device.index if engine.input_device else None,
+                engine.output_device.index if engine.output_device else None,
+            )
+        if not voice:
+            self._on_levels(0.0, 0.0)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        handler, self._on_close = self._on_close, None
+        if handler is not None:
+            handler()
+        super().closeEvent(event)
+
+
+def _button_style(color: str) -> str:
+    return (
+        f"QPushButton {{ background: {color}; color: white; border-radius: 6px; "
+        "padding: 8px 16px; font-weight: bold; }"
+        " QPushButton:disabled { background: #9CA3AF; color: #F3F4F6; }"
+    )

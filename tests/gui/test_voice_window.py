@@ -1,0 +1,100 @@
+"""The window with real audio (PulseAudio null sinks): the speaking indicator follows what
+is audible, the meters move, mute and device pickers act on the running call."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.audio.pulse import SinkRecorder, energy_db, pulse_ready
+from tests.gui.conftest import Gui, screenshot, until
+
+pytestmark = [pytest.mark.gui, pytest.mark.timeout(120, method="thread")]
+
+
+@pytest.fixture(autouse=True)
+def _pulse() -> None:
+    if pulse_ready():
+        return
+    message = 'no PulseAudio null sinks: run eval "$(scripts/pulse-null-sinks)" first'
+    if os.environ.get("VOICEDESK_AUDIO_TESTS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def test_voice_flow_indicator_meters_mute_and_devices(gui: Gui) -> None:
+    shell = gui.open("--demo", "--no-aec")
+    w = shell.window
+    speaker = SinkRecorder("speaker")
+    output_peaks: list[float] = []
+    shell.controller.levelsChanged.connect(lambda _i, o: output_peaks.append(o))
+
+    async def flow() -> None:
+        await until(lambda: w.output_combo.count() > 1, "the speaker list")
+        names = [w.output_combo.itemText(i) for i in range(w.output_combo.count())]
+        assert "System default" in names
+        assert any("pulse" in n or "default" in n for n in names)
+
+        w.start_button.click()
+        await until(lambda: w.status_label.text() == "Connected", "Connected")
+        # The greeting is heard: the indicator says so and animates, then goes back.
+        await until(lambda: w.speaking.text() == "Agent speaking", "Agent speaking", 15)
+        assert w.speaking.animating
+        assert w.speaking.accessibleName() == "Agent speaking"
+        await until(lambda: w.output_meter.level > 0.01, "the speaker meter to move")
+        screenshot(w, "connected-speaking")
+        await until(lambda: w.speaking.text() == "Agent listening", "Agent listening", 60)
+        assert not w.speaking.animating
+        assert max(output_peaks) > 0.01
+
+        # Mute from the button: the agent receives exact silence.
+        session = shell.controller.launcher.demo_server.sessions[-1]  # type: ignore[union-attr]
+        w.mute_button.click()
+        assert shell.controller.conversation.is_mic_muted  # type: ignore[union-attr]
+        start = len(session.audio_in)
+        await session.wait_for(lambda s: len(s.audio_in) > start + 3200)
+        assert not any(session.audio_in[start + 640 :])
+        w.mute_button.click()
+        assert not shell.controller.conversation.is_mic_muted  # type: ignore[union-attr]
+
+        # Choosing another speaker moves the running call (PortAudio sees the sound
+        # server as two devices, "pulse" and "default").
+        engine = shell.controller.launcher.engine
+        assert engine is not None
+        assert engine.output_device is not None
+        other = "pulse" if engine.output_device.name != "pulse" else "default"
+        at = w.output_combo.findText(other)
+        w.output_combo.setCurrentIndex(at)
+        w.output_combo.activated.emit(at)
+        await until(
+            lambda: engine.output_device is not None and engine.output_device.name == other,
+            f"the switch to {other}",
+        )
+        assert shell.settings.output_device == other
+        assert w.status_label.text() == "Connected"
+        w.end_button.click()
+        await until(lambda: w.status_label.text() == "Disconnected", "Disconnected")
+        assert w.output_meter.level == 0.0
+
+    try:
+        gui.run(flow(), timeout=120)
+    finally:
+        speaker.stop()
+    assert energy_db(speaker.audio()) > -50, "the greeting came out of the speaker sink"
+
+
+def test_self_test_command_passes_with_voice() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "voicedesk", "--self-test"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "voicedesk self-test passed" in result.stdout
+    assert "voice through" in result.stdout

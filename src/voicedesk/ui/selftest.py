@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from voicedesk.launch import LaunchPlan
+from voicedesk.protocol.errors import DisconnectDetails
+from voicedesk.session.auth import AuthError, fetch_signed_url
 from voicedesk.session.transcript import Speaker
 
 if TYPE_CHECKING:
@@ -39,10 +41,20 @@ async def run_self_test(shell: WindowShell, *, print_line: Callable[[str], None]
     window.show_conversation("Self-test with the local demo agent")
     started = time.monotonic()
     lines = controller.transcript.lines
+    endings: list[DisconnectDetails] = []
+    controller.ended.connect(endings.append)
+
+    def check_not_ended() -> None:
+        if endings:
+            raise SelfTestFailed(endings[-1].message.rstrip("."))
+
     step = "start"
     try:
         window.start_button.click()
-        connect_s = await _until(lambda: controller.status == "connected", "Connected")
+        connect_s = await _until(
+            lambda: controller.status == "connected" or bool(endings), "Connected"
+        )
+        check_not_ended()
         if window.status_label.text() != "Connected":
             raise SelfTestFailed(f"the status label says {window.status_label.text()!r}")
         step = "greeting"
@@ -54,10 +66,12 @@ async def run_self_test(shell: WindowShell, *, print_line: Callable[[str], None]
             await _until(lambda: not controller.is_speaking, "the greeting to finish", 60.0)
             engine = controller.launcher.engine
             device = engine.output_device.name if engine and engine.output_device else "?"
-            audio = f"voice through {device!r}"
+            echo = engine.echo_canceller_name if engine else "?"
+            audio = f"voice through {device!r} (echo cancellation: {echo})"
         else:
             notes = [line.text for line in lines if line.speaker is Speaker.NOTICE]
             audio = "text only" + (f" ({notes[-1]})" if len(notes) > 1 else "")
+        check_not_ended()
         step = "tool call"
         window.message_input.setPlainText("What's my battery level?")
         window.send_message_button.click()
@@ -77,11 +91,26 @@ async def run_self_test(shell: WindowShell, *, print_line: Callable[[str], None]
         await _until(lambda: lines[-1].speaker is Speaker.AGENT, "the agent's reply")
         if controller.is_voice:
             await _until(lambda: not controller.is_speaking, "the reply to finish", 60.0)
+        check_not_ended()
         step = "end"
         window.end_button.click()
         await _until(lambda: controller.status == "disconnected", "Disconnected")
         if window.status_label.text() != "Disconnected":
             raise SelfTestFailed(f"the status label says {window.status_label.text()!r}")
+        if not endings or endings[-1].is_error:
+            raise SelfTestFailed("the conversation did not end cleanly")
+        # The private-agent path: a signed URL through the elevenlabs SDK (and httpx),
+        # asked of the local agent, which answers as the REST API does.
+        step = "signed URL"
+        server_url = controller.launcher.demo_url
+        if server_url is None:
+            raise SelfTestFailed("the local agent is not running")
+        signed = await fetch_signed_url(server_url, "demo", "sk_self_test_key", 10.0)
+        if "conversation_signature=" not in signed:
+            raise SelfTestFailed("the signed URL has no signature")
+    except AuthError as exc:
+        print_line(f"voicedesk self-test FAILED at {step}: {exc}")
+        return 1
     except SelfTestFailed as exc:
         print_line(f"voicedesk self-test FAILED at {step}: {exc}.")
         return 1
@@ -89,6 +118,6 @@ async def run_self_test(shell: WindowShell, *, print_line: Callable[[str], None]
     tool = tool_line.text.split("[")[-1].rstrip("]")
     print_line(
         f"voicedesk self-test passed in {total:.1f} s: connected in {connect_s * 1000:.0f} ms, "
-        f"{audio}, getBatteryLevel answered in {tool}, ended cleanly."
+        f"{audio}, getBatteryLevel answered in {tool}, ended cleanly, signed URL obtained."
     )
     return 0

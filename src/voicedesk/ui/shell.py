@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
@@ -310,7 +311,7 @@ def make_application() -> QApplication:
     app.setDesktopFileName(APP_NAME)
     # The window closing ends the conversation first (WindowShell); then the loop stops.
     app.setQuitOnLastWindowClosed(False)
-    QGuiApplication.setWindowIcon(QIcon())
+    QGuiApplication.setWindowIcon(QIcon(str(Path(__file__).with_name("icon.png"))))
     return app
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,10 +30,10 @@ from voicedesk.audio.settings import AudioSettings
 from voicedesk.localagent import AgentConfig, LocalAgentServer, VoiceKind
 from voicedesk.localagent.server import AgentSession
 from voicedesk.localagent.voice import synthesize
-from voicedesk.protocol.events import Interruption
+from voicedesk.protocol.events import AgentResponse, Interruption
 from voicedesk.protocol.formats import ALL_FORMATS, parse_audio_format
 from voicedesk.protocol.machine import Mode, ModeChanged
-from voicedesk.session import Conversation, ConversationOptions
+from voicedesk.session import AudioUnavailable, Conversation, ConversationOptions
 
 pytestmark = pytest.mark.usefixtures("pulse")
 
@@ -161,6 +163,59 @@ async def test_switching_the_speaker_mid_call_keeps_audio_flowing(speaker: SinkR
         )
     heard_after = speaker.audio(switched_at + 0.5, switched_at + 1.5)
     assert dominant_hz(heard_after, 48000) == pytest.approx(1000, abs=10)
+
+
+async def test_switching_the_microphone_mid_call_keeps_the_voice_flowing() -> None:
+    async with voice_call(speak_first_message=False) as call:
+        conversation, _, engine, session = call
+        await session.wait_for(lambda s: s.audio_chunks >= 5, timeout=scaled(5))
+        old = engine.input_device
+        assert old is not None
+        other = "pulse" if old.name != "pulse" else "default"
+        await engine.switch_devices(input_device=other)
+        assert engine.input_device is not None
+        assert engine.input_device.name == other
+        await asyncio.sleep(0.5)  # the new stream starts
+        before = len(session.audio_in)
+        player = play_into(tone(700, 1.0))
+        await asyncio.to_thread(player.wait, scaled(10))
+        await asyncio.sleep(0.3)
+        sent = decode(bytes(session.audio_in[before:]), session.input_format)
+        assert conversation.status.value == "connected"
+    assert dominant_hz(sent, session.input_format.sample_rate) == pytest.approx(700, abs=10)
+
+
+def _restart_sound_server() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for _ in range(3):
+        started = subprocess.run(
+            [str(root / "scripts" / "pulse-null-sinks")], capture_output=True, text=True
+        )
+        if started.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the sound server did not come back: {started.stderr}")
+
+
+async def test_the_sound_system_dying_mid_call_leaves_a_text_conversation() -> None:
+    """A sound server (or a USB headset) that goes away: the devices stop calling back;
+    the engine cannot reopen any, says so, and the conversation goes on as text."""
+    runtime = Path(os.environ["PULSE_SERVER"].removeprefix("unix:")).parent
+    async with voice_call(speak_first_message=False) as call:
+        conversation, rec, engine, session = call
+        await session.wait_for(lambda s: s.audio_chunks >= 5, timeout=scaled(5))
+        pid = int((runtime / "pid").read_text().split()[0])
+        try:
+            os.kill(pid, signal.SIGKILL)
+            unavailable = await rec.wait_for(AudioUnavailable, timeout=15)
+            assert "goes on as text" in unavailable.message
+            assert conversation.status.value == "connected"
+            assert conversation.is_text_only
+            assert engine.input_device is None  # the streams are closed, the devices free
+            assert conversation.send_user_message("hello")
+            await rec.wait_for(AgentResponse, lambda e: e.text.startswith("Hello"), timeout=5)
+        finally:
+            await asyncio.to_thread(_restart_sound_server)
 
 
 def pactl(*args: str) -> str:

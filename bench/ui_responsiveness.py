@@ -30,7 +30,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psutil
-import qasync
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 from tests.audio.pulse import pulse_ready
@@ -39,7 +38,7 @@ from voicedesk.app import build_parser
 from voicedesk.config import Settings, setup_logging
 from voicedesk.launch import resolve
 from voicedesk.session.transcript import Speaker
-from voicedesk.ui.shell import WindowShell, make_application
+from voicedesk.ui.shell import WindowShell, make_application, new_event_loop
 
 TICK_MS = 2
 P99_TARGET_MS = 16.0
@@ -137,7 +136,7 @@ def main() -> int:
         os.environ["VOICEDESK_LOG_DIR"] = str(Path(tmp) / "logs")
         setup_logging()
         app = make_application()
-        loop = qasync.QEventLoop(app)
+        loop = new_event_loop(app)
         asyncio.set_event_loop(loop)
         argv = ["--demo"] + ([] if voice else ["--text-only"])
         cli = build_parser().parse_args(argv)
@@ -145,10 +144,12 @@ def main() -> int:
         shell.show()
         probe = StallProbe()
         memory: list[float] = []
-        with loop:
+        try:
             counts = loop.run_until_complete(converse(shell, probe, args.seconds, memory))
             probe.stop()
             loop.run_until_complete(shell.shutdown())
+        finally:
+            loop.close()
     gaps = sorted(probe.gaps_ms)
     p50 = statistics.median(gaps)
     p99 = gaps[int(len(gaps) * 0.99)]

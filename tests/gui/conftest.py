@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import qasync
 from PySide6.QtWidgets import QApplication
 
 from tests.conftest import scaled
 from voicedesk.config import Settings
 from voicedesk.launch import LaunchPlan, resolve
 from voicedesk.localagent import AgentConfig
-from voicedesk.ui.shell import WindowShell
+from voicedesk.ui.shell import WindowShell, new_event_loop
 
 T = TypeVar("T")
 SCREENSHOTS = Path(os.environ.get("VOICEDESK_SCREENSHOTS", "build/screenshots"))
@@ -32,7 +31,7 @@ SCREENSHOTS = Path(os.environ.get("VOICEDESK_SCREENSHOTS", "build/screenshots"))
 class Gui:
     """One window and its loop. ``shell`` is built by :meth:`open`."""
 
-    def __init__(self, app: QApplication, loop: qasync.QEventLoop) -> None:
+    def __init__(self, app: QApplication, loop: asyncio.AbstractEventLoop) -> None:
         self.app = app
         self.loop = loop
         self.shell: WindowShell | None = None
@@ -66,13 +65,26 @@ class Gui:
         return self.shell
 
     def close(self) -> None:
-        if self.shell is not None:
-            shell, self.shell = self.shell, None
-            try:
-                self.run(shell.shutdown(), timeout=15)
-            finally:
-                shell.window.close()
-                shell.window.deleteLater()
+        """End the conversation, stop the agent, close the window and the loop.
+
+        Everything must finish while the loop runs: a callback left for later would
+        run outside it when Qt next processes events (pytest-qt does, between tests)."""
+        if self.loop.is_closed():
+            return
+        shell, self.shell = self.shell, None
+        try:
+            if shell is not None:
+                try:
+                    self.run(shell.shutdown(), timeout=15)
+                finally:
+                    shell.window.close()
+                    shell.window.deleteLater()
+            self.loop.run_until_complete(asyncio.sleep(0.05))  # let closing sockets settle
+            left = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            assert not left, f"tasks left running after the window closed: {left}"
+        finally:
+            self.loop.close()  # also shuts its worker threads down
+            asyncio.set_event_loop(None)
 
 
 async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
@@ -108,18 +120,13 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 @pytest.fixture
 def gui(qapp: QApplication) -> Iterator[Gui]:
-    loop = qasync.QEventLoop(qapp, already_running=False)
+    loop = new_event_loop(qapp)
     asyncio.set_event_loop(loop)
     harness = Gui(qapp, loop)
     try:
         yield harness
     finally:
-        try:
-            harness.close()
-            loop.run_until_complete(asyncio.sleep(0))
-        finally:
-            loop.close()  # also stops qasync's worker threads
-            asyncio.set_event_loop(None)
+        harness.close()
 
 
 def namespace(**values: Any) -> argparse.Namespace:

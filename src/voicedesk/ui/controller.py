@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
@@ -130,27 +131,40 @@ class ConversationController(QObject):
             self.runner.run(self._conversation.end(), what="end the conversation")
 
     def send_message(self, text: str) -> bool:
-        text = text.strip()
-        if not text or self._conversation is None:
+        """A typed message to the agent; ``True`` when it went (the box may be cleared)."""
+        if self._conversation is None:
             return False
-        if not self._conversation.send_user_message(text):
-            self.errorRaised.emit(
-                "Not connected: the message was not sent. Start a conversation first."
-            )
-            return False
-        self.transcript.add_user_message(text)
-        return True
+        return self._send(
+            text, self._conversation.send_user_message, "message", self.transcript.add_user_message
+        )
 
     def send_context(self, text: str) -> bool:
-        text = text.strip()
-        if not text or self._conversation is None:
+        """Background information for the agent (no reply expected)."""
+        if self._conversation is None:
             return False
-        if not self._conversation.send_contextual_update(text):
+        return self._send(
+            text,
+            self._conversation.send_contextual_update,
+            "context",
+            lambda sent: self.transcript.add_notice(f"Context sent: {sent}"),
+        )
+
+    def _send(
+        self,
+        text: str,
+        send: Callable[[str], bool],
+        what: str,
+        record: Callable[[str], None],
+    ) -> bool:
+        text = text.strip()
+        if not text:
+            return False
+        if not send(text):
             self.errorRaised.emit(
-                "Not connected: the context was not sent. Start a conversation first."
+                f"Not connected: the {what} was not sent. Start a conversation first."
             )
             return False
-        self.transcript.add_notice(f"Context sent: {text}")
+        record(text)
         return True
 
     def user_typing(self) -> None:

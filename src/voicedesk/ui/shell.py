@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -315,6 +316,20 @@ def make_application() -> QApplication:
     return app
 
 
+def new_event_loop(app: QApplication) -> asyncio.AbstractEventLoop:
+    """asyncio on Qt's thread (qasync), with a plain thread pool for ``to_thread``.
+
+    qasync's own default executor runs jobs on ten ``QThread`` workers per loop;
+    under Python 3.11 we saw the interpreter's state corrupted after many of them had
+    come and gone (a crash at exit, an "AST recursion depth mismatch"), never with
+    Python's ``ThreadPoolExecutor``."""
+    import qasync
+
+    loop: asyncio.AbstractEventLoop = qasync.QEventLoop(app)
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=4, thread_name_prefix="asyncio_"))
+    return loop
+
+
 def run_window(
     args: argparse.Namespace,
     plan: LaunchPlan,
@@ -323,10 +338,8 @@ def run_window(
     self_test: bool = False,
 ) -> int:
     """Show the window and run until it closes; returns the exit code."""
-    import qasync
-
     app = make_application()
-    loop = qasync.QEventLoop(app)
+    loop = new_event_loop(app)
     asyncio.set_event_loop(loop)
     shell = WindowShell(args, plan, settings or load_settings())
 
@@ -342,10 +355,10 @@ def run_window(
         return 0
 
     try:
-        with loop:
-            code: int = loop.run_until_complete(main())
-            loop.run_until_complete(shell.shutdown())
+        code: int = loop.run_until_complete(main())
+        loop.run_until_complete(shell.shutdown())
     finally:
+        loop.close()
         shell.window.deleteLater()
         asyncio.set_event_loop(None)
     return code

@@ -3,12 +3,13 @@
 Threads, and what each may touch:
 
 - PortAudio's callback threads: the speaker callback pulls from
-  :class:`PlaybackBuffer` (a short lock) and queues what it played for the echo
-  canceller; the microphone callback runs :class:`_MicProcessor` on its frame (echo
-  cancellation against what was played, levels, mute, resampling, encoding: pure
-  computation, ~0.2 ms a frame). Neither waits on anything slow or touches asyncio
-  or Qt objects: they ``put_nowait``/``get_nowait`` on ``queue.SimpleQueue`` and post
-  chunks and state changes with ``loop.call_soon_threadsafe``.
+  :class:`PlaybackBuffer` and queues what it played for the echo canceller; the
+  microphone callback queues its frame. Neither blocks, allocates much, or touches
+  asyncio or Qt; they only ``put_nowait`` into ``queue.SimpleQueue`` and post
+  state changes with ``loop.call_soon_threadsafe``.
+- the DSP thread (``voicedesk-audio-dsp``): echo cancellation, levels, mute,
+  resampling and encoding to the wire format; it hands finished chunks to the
+  loop with ``call_soon_threadsafe``.
 - the event loop's thread: every :class:`~voicedesk.session.AudioPort` method, and
   every call into the :class:`~voicedesk.session.AudioSink`.
 
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,64 +76,6 @@ class _Pipeline:
     output_stream: Any = None
 
 
-class _MicProcessor:
-    """Microphone frame -> wire chunks, in the microphone's callback (PortAudio's thread).
-
-    Echo cancellation against what the speaker played, levels, mute, resampling and
-    encoding: about 0.2 ms of computation per 10 ms frame, which never waits on a lock,
-    so it runs in the callback itself. A separate thread would cost a wake-up and a
-    GIL hand-over per frame, which was most of this engine's CPU.
-    """
-
-    def __init__(
-        self,
-        engine: AudioEngine,
-        pipeline: _Pipeline,
-        canceller: EchoCanceller,
-        played_queue: queue.SimpleQueue[Int16Array],
-    ) -> None:
-        assert engine._input_format is not None
-        self._engine = engine
-        self._wire = engine._input_format
-        rate = pipeline.output_rate
-        frame = rate * FRAME_MS // 1000
-        self._canceller = canceller
-        self._played_queue = played_queue
-        self._to_canceller_rate = StreamResampler(pipeline.input_rate, rate)
-        self._to_wire = StreamResampler(rate, self._wire.sample_rate)
-        self._near_frames, self._far_frames = _Frames(frame), _Frames(frame)
-        chunk_samples = max(1, self._wire.sample_rate * engine.settings.chunk_ms // 1000)
-        self._chunk = _Frames(chunk_samples)
-        self._levels_every = max(1, 1000 // LEVELS_PER_SECOND // FRAME_MS)
-        self._in_level = self._out_level = 0.0
-        self._frames_done = 0
-        self.delay_ms = 0  # speaker + microphone latency, a hint for the canceller
-
-    def process(self, captured: Int16Array) -> None:
-        engine = self._engine
-        try:
-            while True:
-                played = self._played_queue.get_nowait()
-                for far in self._far_frames.feed(played):
-                    self._canceller.far_end(far)
-                    self._out_level = max(self._out_level * 0.8, rms(far))
-        except queue.Empty:
-            pass
-        for near in self._near_frames.feed(self._to_canceller_rate.process(captured)):
-            cleaned = self._canceller.near_end(near, self.delay_ms)
-            self._in_level = max(self._in_level * 0.8, rms(cleaned))
-            resampled = self._to_wire.process(cleaned)
-            if engine._muted:  # after the resampler, so no filter tail leaks through
-                resampled = np.zeros_like(resampled)
-            for piece in self._chunk.feed(resampled):
-                engine._post(engine._deliver_mic_chunk, encode(piece, self._wire))
-            self._frames_done += 1
-            if self._frames_done % self._levels_every == 0:
-                engine.input_level, engine.output_level = self._in_level, self._out_level
-                if engine.on_levels is not None:
-                    engine._post(engine.on_levels, self._in_level, self._out_level)
-
-
 class AudioEngine:
     """An :class:`~voicedesk.session.AudioPort` on real devices (PyAudio, callback mode).
 
@@ -158,9 +102,9 @@ class AudioEngine:
         self._pipeline: _Pipeline | None = None
         self._playback = PlaybackBuffer(1)
         self._play_resampler: StreamResampler | None = None
+        self._mic_queue: queue.SimpleQueue[Int16Array | None] = queue.SimpleQueue()
         self._played_queue: queue.SimpleQueue[Int16Array] = queue.SimpleQueue()
-        self._processor: _MicProcessor | None = None
-        self._mic_failed = False
+        self._dsp: threading.Thread | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._stopped_report: asyncio.TimerHandle | None = None
         self._reconfigure_lock = asyncio.Lock()
@@ -302,8 +246,8 @@ class AudioEngine:
         if notice:
             self._post(self._notice, notice)
 
+        self._mic_queue = queue.SimpleQueue()
         self._played_queue = queue.SimpleQueue()
-        processor = _MicProcessor(self, pipeline, canceller, self._played_queue)
         frames_out = out_rate * FRAME_MS // 1000
         frames_in = in_rate * FRAME_MS // 1000
         try:
@@ -314,7 +258,6 @@ class AudioEngine:
                 frames_per_buffer=frames_out,
                 callback=self._speaker_callback,
             )
-            self._processor = processor
             pipeline.input_stream = portaudio.open(
                 in_dev,
                 output=False,
@@ -325,15 +268,14 @@ class AudioEngine:
         except DeviceError:
             self._close_streams(pipeline)
             raise
-        with contextlib.suppress(Exception):
-            processor.delay_ms = round(
-                (
-                    pipeline.output_stream.get_output_latency()
-                    + pipeline.input_stream.get_input_latency()
-                )
-                * 1000
-            )
         self._last_mic_frame = time.monotonic() + 2.0  # devices take a moment to start
+        self._dsp = threading.Thread(
+            target=self._dsp_loop,
+            args=(pipeline, canceller, self._mic_queue, self._played_queue),
+            name="voicedesk-audio-dsp",
+            daemon=True,
+        )
+        self._dsp.start()
         logger.info(
             "audio: mic %r at %d Hz, speaker %r at %d Hz, echo cancellation %s",
             in_dev.name,
@@ -356,8 +298,10 @@ class AudioEngine:
         self._stop_dsp()
 
     def _stop_dsp(self) -> None:
-        """Called once both streams are closed: no callback runs any more."""
-        self._processor = None
+        if self._dsp is not None:
+            self._mic_queue.put_nowait(None)
+            self._dsp.join(timeout=2.0)
+            self._dsp = None
 
     async def _release(self) -> None:
         pipeline, self._pipeline = self._pipeline, None
@@ -402,16 +346,69 @@ class AudioEngine:
     def _microphone_callback(
         self, in_data: bytes | None, frame_count: int, time_info: Any, status: int
     ) -> tuple[None, int]:
-        processor = self._processor
-        if in_data and processor is not None:
+        if in_data:
+            self._mic_queue.put_nowait(np.frombuffer(in_data, dtype=np.int16))
             self._last_mic_frame = time.monotonic()
-            try:
-                processor.process(np.frombuffer(in_data, dtype=np.int16))
-            except Exception:  # an exception here would stop the stream for good
-                if not self._mic_failed:
-                    self._mic_failed = True
-                    logger.exception("microphone processing failed")
         return None, 0  # paContinue
+
+    # ------------------------------------------------------------------ DSP thread
+
+    def _dsp_loop(
+        self,
+        pipeline: _Pipeline,
+        canceller: EchoCanceller,
+        mic_queue: queue.SimpleQueue[Int16Array | None],
+        played_queue: queue.SimpleQueue[Int16Array],
+    ) -> None:
+        assert self._input_format is not None
+        wire = self._input_format
+        rate = pipeline.output_rate
+        frame = rate * FRAME_MS // 1000
+        to_canceller_rate = StreamResampler(pipeline.input_rate, rate)
+        to_wire = StreamResampler(rate, wire.sample_rate)
+        near_frames, far_frames = _Frames(frame), _Frames(frame)
+        chunk_samples = max(1, wire.sample_rate * self.settings.chunk_ms // 1000)
+        chunk = _Frames(chunk_samples)
+        levels_every = max(1, 1000 // LEVELS_PER_SECOND // FRAME_MS)
+        in_level = out_level = 0.0
+        frames_done = 0
+        delay_ms = 0
+        with contextlib.suppress(Exception):
+            delay_ms = round(
+                (
+                    pipeline.output_stream.get_output_latency()
+                    + pipeline.input_stream.get_input_latency()
+                )
+                * 1000
+            )
+        while True:
+            try:
+                captured = mic_queue.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            if captured is None:
+                return
+            try:
+                while True:
+                    played = played_queue.get_nowait()
+                    for far in far_frames.feed(played):
+                        canceller.far_end(far)
+                        out_level = max(out_level * 0.8, rms(far))
+            except queue.Empty:
+                pass
+            for near in near_frames.feed(to_canceller_rate.process(captured)):
+                cleaned = canceller.near_end(near, delay_ms)
+                in_level = max(in_level * 0.8, rms(cleaned))
+                resampled = to_wire.process(cleaned)
+                if self._muted:  # after the resampler, so no filter tail leaks through
+                    resampled = np.zeros_like(resampled)
+                for piece in chunk.feed(resampled):
+                    self._post(self._deliver_mic_chunk, encode(piece, wire))
+                frames_done += 1
+                if frames_done % levels_every == 0:
+                    self.input_level, self.output_level = in_level, out_level
+                    if self.on_levels is not None:
+                        self._post(self.on_levels, in_level, out_level)
 
     # ------------------------------------------------------------------ back on the loop
 

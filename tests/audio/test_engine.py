@@ -185,39 +185,6 @@ async def test_switching_the_microphone_mid_call_keeps_the_voice_flowing() -> No
     assert dominant_hz(sent, session.input_format.sample_rate) == pytest.approx(700, abs=10)
 
 
-def _restart_sound_server() -> None:
-    root = Path(__file__).resolve().parents[2]
-    for _ in range(3):
-        started = subprocess.run(
-            [str(root / "scripts" / "pulse-null-sinks")], capture_output=True, text=True
-        )
-        if started.returncode == 0:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"the sound server did not come back: {started.stderr}")
-
-
-async def test_the_sound_system_dying_mid_call_leaves_a_text_conversation() -> None:
-    """A sound server (or a USB headset) that goes away: the devices stop calling back;
-    the engine cannot reopen any, says so, and the conversation goes on as text."""
-    runtime = Path(os.environ["PULSE_SERVER"].removeprefix("unix:")).parent
-    async with voice_call(speak_first_message=False) as call:
-        conversation, rec, engine, session = call
-        await session.wait_for(lambda s: s.audio_chunks >= 5, timeout=scaled(5))
-        pid = int((runtime / "pid").read_text().split()[0])
-        try:
-            os.kill(pid, signal.SIGKILL)
-            unavailable = await rec.wait_for(AudioUnavailable, timeout=15)
-            assert "goes on as text" in unavailable.message
-            assert conversation.status.value == "connected"
-            assert conversation.is_text_only
-            assert engine.input_device is None  # the streams are closed, the devices free
-            assert conversation.send_user_message("hello")
-            await rec.wait_for(AgentResponse, lambda e: e.text.startswith("Hello"), timeout=5)
-        finally:
-            await asyncio.to_thread(_restart_sound_server)
-
-
 def pactl(*args: str) -> str:
     return subprocess.run(
         ["pactl", *args], capture_output=True, text=True, check=True
@@ -288,3 +255,38 @@ def test_no_usable_sound_system_means_text_with_a_sentence(tmp_path: Any) -> Non
     assert "The conversation goes on as text." in result.stdout
     assert "Agent: Hello!" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+# Last in this file: it kills the sound server, and a freshly started one has different
+# timing for a while (the echo test above is sensitive to it).
+def _restart_sound_server() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for _ in range(3):
+        started = subprocess.run(
+            [str(root / "scripts" / "pulse-null-sinks")], capture_output=True, text=True
+        )
+        if started.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the sound server did not come back: {started.stderr}")
+
+
+async def test_the_sound_system_dying_mid_call_leaves_a_text_conversation() -> None:
+    """A sound server (or a USB headset) that goes away: the devices stop calling back;
+    the engine cannot reopen any, says so, and the conversation goes on as text."""
+    runtime = Path(os.environ["PULSE_SERVER"].removeprefix("unix:")).parent
+    async with voice_call(speak_first_message=False) as call:
+        conversation, rec, engine, session = call
+        await session.wait_for(lambda s: s.audio_chunks >= 5, timeout=scaled(5))
+        pid = int((runtime / "pid").read_text().split()[0])
+        try:
+            os.kill(pid, signal.SIGKILL)
+            unavailable = await rec.wait_for(AudioUnavailable, timeout=15)
+            assert "goes on as text" in unavailable.message
+            assert conversation.status.value == "connected"
+            assert conversation.is_text_only
+            assert engine.input_device is None  # the streams are closed, the devices free
+            assert conversation.send_user_message("hello")
+            await rec.wait_for(AgentResponse, lambda e: e.text.startswith("Hello"), timeout=5)
+        finally:
+            await asyncio.to_thread(_restart_sound_server)

@@ -742,3 +742,24 @@ async def test_vad_scores_reach_listeners(agent: LocalAgentServer) -> None:
     await agent.sessions[0].send({"type": "vad_score", "vad_score_event": {"vad_score": 0.7}})
     assert (await rec.wait_for(VadScore)).score == 0.7
     await conv.end()
+
+
+async def test_end_returns_even_when_the_close_handshake_hangs(
+    agent: LocalAgentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A close that never completes (a peer or event loop that loses the close frame)
+    must not keep the user's End waiting: the connection is cut after the timeout."""
+    conv, rec = make(agent.http_url, close_timeout_s=0.3)
+    assert await conv.start()
+    ws = conv._ws
+    assert ws is not None
+
+    async def close_forever(*args: Any, **kwargs: Any) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(ws, "close", close_forever)
+    started = time.monotonic()
+    await asyncio.wait_for(conv.end(), scaled(5))
+    assert time.monotonic() - started < scaled(2.5)
+    assert conv.status is Status.DISCONNECTED
+    assert rec.disconnect().details.reason is DisconnectReason.USER

@@ -226,10 +226,31 @@ class Conversation:
         return self._core.status is Status.CONNECTED
 
     async def end(self) -> None:
-        """End the conversation (client closes with 1000) and wait until disconnected."""
+        """End the conversation (client closes with 1000) and wait until disconnected.
+
+        Always returns: a close handshake that has not finished ``close_timeout_s``
+        (plus a second) later is cut, and the conversation ends without it."""
         if self._core.end():
             self._pump()
-        await self.wait_disconnected()
+        if self._ended.is_set():
+            return
+        try:
+            async with asyncio.timeout(self.options.close_timeout_s + 1.0):
+                await self._ended.wait()
+        except TimeoutError:
+            logger.warning("the connection did not close in time; cutting it")
+            await self._cut_connection()
+
+    async def _cut_connection(self) -> None:
+        ws = self._ws
+        transport = ws.transport if ws is not None else None
+        if transport is not None:
+            transport.abort()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self._ended.wait()
+                return
+        await self._finish(None, None)
 
     async def wait_disconnected(self) -> DisconnectDetails | None:
         """Wait until the conversation is over; its details (``None`` if none ran)."""

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from voicedesk import __version__
 from voicedesk.config import SecretRedactor, Settings, load_settings, setup_logging
@@ -20,6 +20,7 @@ from voicedesk.launch import (
     API_KEY_ENV,
     Launcher,
     LaunchPlan,
+    has_display,
     remember,
     resolve,
 )
@@ -151,14 +152,6 @@ async def run_console(plan: LaunchPlan) -> int:
         return await ConsoleClient(conversation).run()
     finally:
         await launcher.close()
-
-
-def has_display(env: Mapping[str, str], platform: str = sys.platform) -> bool:
-    """Can a window be shown? Windows and macOS always; elsewhere an X or Wayland
-    display, or a Qt platform chosen explicitly (``QT_QPA_PLATFORM=offscreen``)."""
-    if platform.startswith("win") or platform == "darwin":
-        return True
-    return any(env.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
 def run_window(

@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -39,23 +38,17 @@ from voicedesk.session import (
     ToolCallFinished,
     ToolCallStarted,
 )
+from voicedesk.session.transcript import format_parameters
 
 HELP = (
     "Type a message and press Enter. Commands: /context TEXT (background info for the agent), "
     "/like, /dislike (rate the last answer), /mute, /status, /quit."
 )
-ACTIVITY_INTERVAL_S = 0.3
 GREETING_WAIT_S = 5.0
 REPLY_WAIT_S = 15.0
 SPEECH_START_WAIT_S = 3.0  # the reply's text comes before its audio is heard
 SPEECH_WAIT_S = 60.0
 PROMPT = "> "
-
-
-def format_params(params: object) -> str:
-    if isinstance(params, dict) and params:
-        return ", ".join(f"{k}={v!r}" for k, v in params.items())
-    return ""
 
 
 class TerminalInput:
@@ -182,7 +175,6 @@ class ConsoleClient:
         self._stdin = stdin or sys.stdin
         self._out = out or sys.stdout
         self._input: TerminalInput | None = None
-        self._last_activity = 0.0
         self._feedback_hint_shown = False
         self._was_connected = False
         self._quit = asyncio.Event()
@@ -252,10 +244,7 @@ class ConsoleClient:
     # ------------------------------------------------------------------ input
 
     def _on_typing(self) -> None:
-        now = time.monotonic()
-        if now - self._last_activity >= ACTIVITY_INTERVAL_S:
-            self._last_activity = now
-            self.conversation.send_user_activity()
+        self.conversation.user_typing()
 
     async def _consume_lines(self) -> None:
         """Handle lines in order. Piped (non-interactive) input is a script: each message
@@ -360,7 +349,7 @@ class ConsoleClient:
             case UserTranscript(text=text):
                 self.say(f"You (spoken): {text}")
             case ToolCallStarted(tool_name=name, parameters=params):
-                self.say(f"[tool] {name}({format_params(params)}) …")
+                self.say(f"[tool] {name}({format_parameters(params)}) …")
             case ToolCallFinished():
                 self.say(self._tool_line(event))
             case CanSendFeedbackChanged(can_send_feedback=True) if not self._feedback_hint_shown:

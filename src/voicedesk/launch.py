@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,14 @@ DEMO_AGENT_ID = "demo"
 AGENT_ID_ENV = "ELEVENLABS_AGENT_ID"
 API_KEY_ENV = "ELEVENLABS_API_KEY"
 NO_AGENT_SENTENCE = "No agent is configured, so voicedesk talks to its local demo agent."
+
+
+def has_display(env: Mapping[str, str], platform: str = sys.platform) -> bool:
+    """Can a window be shown? Windows and macOS always; elsewhere an X or Wayland
+    display, or a Qt platform chosen explicitly (``QT_QPA_PLATFORM=offscreen``)."""
+    if platform.startswith("win") or platform == "darwin":
+        return True
+    return any(env.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
 def _opt(args: argparse.Namespace, name: str, default: object = None) -> object:
@@ -136,19 +145,6 @@ def remember(args: argparse.Namespace, plan: LaunchPlan, settings: Settings) -> 
         except SecretStoreError as exc:
             said.append(str(exc))
     return said
-
-
-@contextlib.asynccontextmanager
-async def demo_server(config: AgentConfig | None = None) -> AsyncIterator[LocalAgentServer]:
-    """The local demo agent on a free loopback port, for as long as the block runs."""
-    from voicedesk.localagent import AgentConfig, LocalAgentServer
-
-    server = LocalAgentServer(config or AgentConfig(), port=0)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 class Launcher:

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.audio.pulse import dominant_hz, tone
-from voicedesk.audio.devices import DeviceInfo, _match, describe_devices
+from voicedesk.audio.devices import DeviceInfo, describe_devices, match_device
 from voicedesk.audio.echo import Ducker, make_echo_canceller
 from voicedesk.audio.engine import _Frames
 from voicedesk.audio.playback import PlaybackBuffer
@@ -106,11 +106,11 @@ def _device(index: int, name: str, inputs: int, outputs: int, **kw: bool) -> Dev
 
 def test_devices_are_found_by_index_exact_name_or_part_of_it() -> None:
     devices = [_device(0, "pulse", 32, 32), _device(1, "USB Headset Mic", 1, 0)]
-    assert _match(devices, "1") == devices[1]
-    assert _match(devices, 0) == devices[0]
-    assert _match(devices, "pulse") == devices[0]
-    assert _match(devices, "headset") == devices[1]
-    assert _match(devices, "webcam") is None
+    assert match_device(devices, "1") == devices[1]
+    assert match_device(devices, 0) == devices[0]
+    assert match_device(devices, "pulse") == devices[0]
+    assert match_device(devices, "headset") == devices[1]
+    assert match_device(devices, "webcam") is None
 
 
 def test_the_device_list_marks_defaults() -> None:

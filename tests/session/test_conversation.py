@@ -763,3 +763,16 @@ async def test_end_returns_even_when_the_close_handshake_hangs(
     assert time.monotonic() - started < scaled(2.5)
     assert conv.status is Status.DISCONNECTED
     assert rec.disconnect().details.reason is DisconnectReason.USER
+
+
+async def test_typing_sends_user_activity_a_few_times_a_second(agent: LocalAgentServer) -> None:
+    conv, _ = make(agent.http_url)
+    assert not conv.user_typing()  # not connected: nothing to tell
+    assert await conv.start()
+    session = agent.sessions[0]
+    sent = [conv.user_typing() for _ in range(5)]
+    assert sent == [True, False, False, False, False]
+    await asyncio.sleep(0.35)
+    assert conv.user_typing()
+    await session.wait_for(lambda s: s.user_activity_count == 2, timeout=scaled(5))
+    await conv.end()

@@ -155,7 +155,7 @@ class PortAudio:
         if not candidates:
             raise DeviceError(f"No {kind} was found on this computer.")
         if wanted is not None and str(wanted).strip() != "":
-            match = _match(candidates, wanted)
+            match = match_device(candidates, wanted)
             if match is None:
                 raise DeviceError(
                     f"The {kind} '{wanted}' was not found. Available: "
@@ -219,7 +219,9 @@ class PortAudio:
             raise DeviceError(f"The {kind} '{device.name}' could not be opened ({exc}).") from exc
 
 
-def _match(candidates: list[DeviceInfo], wanted: str | int) -> DeviceInfo | None:
+def match_device(candidates: list[DeviceInfo], wanted: str | int) -> DeviceInfo | None:
+    """The device ``wanted`` names among ``candidates``: an index, the exact name, or a
+    part of a name (case-insensitive); ``None`` when none fits."""
     text = str(wanted).strip()
     if text.isdigit():
         return next((d for d in candidates if d.index == int(text)), None)

@@ -69,6 +69,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE_NAME = "voicedesk"
 Listener = Callable[[SessionEvent], None]
+USER_ACTIVITY_INTERVAL_S = 0.3  # user_activity at most ~3 times a second while typing
 
 
 @dataclass(slots=True)
@@ -135,6 +136,7 @@ class Conversation:
         self._latency_ms: int | None = None
         self._last_details: DisconnectDetails | None = None
         self._closing = False
+        self._last_activity = -USER_ACTIVITY_INTERVAL_S
 
     # ------------------------------------------------------------------ observation
 
@@ -197,6 +199,7 @@ class Conversation:
         self._ended.clear()
         self._metadata_event.clear()
         self._closing = False
+        self._last_activity = -USER_ACTIVITY_INTERVAL_S
         self._outbox = asyncio.Queue()
         self._pump()
         try:
@@ -268,6 +271,18 @@ class Conversation:
 
     def send_user_activity(self) -> bool:
         return self._send(self._core.send_user_activity())
+
+    def user_typing(self) -> bool:
+        """The user typed a key: ``user_activity`` at most every
+        :data:`USER_ACTIVITY_INTERVAL_S` (the tutorial sends one per keystroke; a few a
+        second tell the agent the same). ``True`` when one was sent."""
+        now = time.monotonic()
+        if now - self._last_activity < USER_ACTIVITY_INTERVAL_S:
+            return False
+        if not self.send_user_activity():
+            return False
+        self._last_activity = now
+        return True
 
     def send_feedback(self, like: bool) -> bool:
         """Rate the latest agent response; ``False`` when there is none to rate."""

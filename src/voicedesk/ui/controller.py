@@ -10,13 +10,11 @@ need. Everything runs on the Qt thread, which is the asyncio loop's (qasync).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
 from voicedesk.launch import Launcher, LaunchPlan
-from voicedesk.protocol.errors import DisconnectDetails
 from voicedesk.protocol.machine import (
     CanSendFeedbackChanged,
     Disconnected,
@@ -35,8 +33,6 @@ from voicedesk.session.transcript import Transcript
 from voicedesk.ui.tasks import AsyncRunner
 
 logger = logging.getLogger(__name__)
-
-ACTIVITY_INTERVAL_S = 0.3  # user_activity at most ~3 times a second while typing
 
 
 class ConversationController(QObject):
@@ -62,8 +58,6 @@ class ConversationController(QObject):
         self._starting = False
         self._muted = False
         self._volume = 1.0
-        self._last_activity = 0.0
-        self._last_details: DisconnectDetails | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -94,10 +88,6 @@ class ConversationController(QObject):
     @property
     def is_speaking(self) -> bool:
         return self._conversation is not None and self._conversation.is_speaking
-
-    @property
-    def is_muted(self) -> bool:
-        return self._muted
 
     @property
     def is_voice(self) -> bool:
@@ -168,12 +158,9 @@ class ConversationController(QObject):
         return True
 
     def user_typing(self) -> None:
-        """The user is typing: tell the agent, at most every :data:`ACTIVITY_INTERVAL_S`."""
-        now = time.monotonic()
-        if self._conversation is None or now - self._last_activity < ACTIVITY_INTERVAL_S:
-            return
-        if self._conversation.send_user_activity():
-            self._last_activity = now
+        """The user is typing: the conversation tells the agent, throttled."""
+        if self._conversation is not None:
+            self._conversation.user_typing()
 
     def send_feedback(self, like: bool) -> bool:
         if self._conversation is None or not self._conversation.send_feedback(like):
@@ -260,7 +247,6 @@ class ConversationController(QObject):
             case AudioNotice():
                 self.audioChanged.emit()
             case Disconnected(details=details):
-                self._last_details = details
                 if details.is_error:
                     self.errorRaised.emit(details.message)
                 self.levelsChanged.emit(0.0, 0.0)

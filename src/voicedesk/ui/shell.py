@@ -35,6 +35,7 @@ from voicedesk.launch import (
     LaunchPlan,
     apply_settings_form,
     form_from_settings,
+    has_display,
     resolve,
 )
 from voicedesk.tools import ToolRegistry
@@ -44,6 +45,7 @@ from voicedesk.ui.settings_dialog import SettingsDialog
 from voicedesk.ui.window import DeviceChoice, MainWindow
 
 if TYPE_CHECKING:
+    from voicedesk.audio.devices import DeviceInfo
     from voicedesk.localagent import AgentConfig
 
 logger = logging.getLogger(__name__)
@@ -102,7 +104,7 @@ class WindowShell(QObject):
         if not first_run:
             self.window.show_conversation(describe_plan(plan))
         self.closed = asyncio.Event()
-        self.devices: list[Any] = []
+        self.devices: list[DeviceInfo] = []
         self._probe: QObject | None = None
 
     # ------------------------------------------------------------------ parts
@@ -257,20 +259,17 @@ class _FirstPaintProbe(QObject):
         return False
 
 
-def _index_of(devices: list[Any], wanted: str | int | None, *, output: bool) -> int | None:
-    if wanted is None or wanted == "":
+def _index_of(devices: list[DeviceInfo], wanted: str | int | None, *, output: bool) -> int | None:
+    if wanted is None or str(wanted).strip() == "":
         return None
-    if isinstance(wanted, int) or wanted.isdigit():
-        return int(wanted)
-    for device in devices:
-        if (
-            device.is_output if output else device.is_input
-        ) and wanted.lower() in device.name.lower():
-            return int(device.index)
-    return None
+    from voicedesk.audio.devices import match_device
+
+    candidates = [d for d in devices if (d.is_output if output else d.is_input)]
+    found = match_device(candidates, wanted)
+    return found.index if found is not None else None
 
 
-def _default_index(devices: list[Any], *, output: bool) -> int | None:
+def _default_index(devices: list[DeviceInfo], *, output: bool) -> int | None:
     for device in devices:
         if device.is_default_output if output else device.is_default_input:
             return int(device.index)
@@ -293,12 +292,7 @@ def _qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -> N
 
 def make_application() -> QApplication:
     """The QApplication, offscreen when there is no display (Linux without X/Wayland)."""
-    if (
-        sys.platform.startswith("linux")
-        and not os.environ.get("DISPLAY")
-        and not os.environ.get("WAYLAND_DISPLAY")
-        and not os.environ.get("QT_QPA_PLATFORM")
-    ):
+    if not has_display(os.environ):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     existing = QApplication.instance()
     if isinstance(existing, QApplication):

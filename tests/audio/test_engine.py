@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -257,29 +258,37 @@ def test_no_usable_sound_system_means_text_with_a_sentence(tmp_path: Any) -> Non
     assert "Traceback" not in result.stdout + result.stderr
 
 
-# Last in this file: it kills the sound server, and a freshly started one has different
-# timing for a while (the echo test above is sensitive to it).
-def _restart_sound_server() -> None:
+def _start_sound_server(runtime: Path) -> dict[str, str]:
+    """A second private PulseAudio (same null sinks) in ``runtime``: its environment."""
     root = Path(__file__).resolve().parents[2]
-    for _ in range(3):
-        started = subprocess.run(
-            [str(root / "scripts" / "pulse-null-sinks")], capture_output=True, text=True
-        )
-        if started.returncode == 0:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"the sound server did not come back: {started.stderr}")
+    started = subprocess.run(
+        [str(root / "scripts" / "pulse-null-sinks")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VOICEDESK_PULSE_DIR": str(runtime)},
+        check=True,
+    )
+    # export PULSE_RUNTIME_PATH='…' PULSE_SERVER='…'
+    pairs = started.stdout.strip().removeprefix("export ").split(" ")
+    return {key: value.strip("'") for key, value in (pair.split("=", 1) for pair in pairs)}
 
 
-async def test_the_sound_system_dying_mid_call_leaves_a_text_conversation() -> None:
+async def test_the_sound_system_dying_mid_call_leaves_a_text_conversation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A sound server (or a USB headset) that goes away: the devices stop calling back;
-    the engine cannot reopen any, says so, and the conversation goes on as text."""
-    runtime = Path(os.environ["PULSE_SERVER"].removeprefix("unix:")).parent
-    async with voice_call(speak_first_message=False) as call:
-        conversation, rec, engine, session = call
-        await session.wait_for(lambda s: s.audio_chunks >= 5, timeout=scaled(5))
-        pid = int((runtime / "pid").read_text().split()[0])
-        try:
+    the engine cannot reopen any, says so, and the conversation goes on as text.
+
+    The server killed is a second one started for this test, so the other tests' sound
+    card keeps its state."""
+    runtime = Path(f"/tmp/voicedesk-pulse-doomed-{os.getpid()}")
+    for key, value in (await asyncio.to_thread(_start_sound_server, runtime)).items():
+        monkeypatch.setenv(key, value)
+    pid = int((runtime / "pid").read_text().split()[0])
+    try:
+        async with voice_call(speak_first_message=False) as call:
+            conversation, rec, engine, session = call
+            await session.wait_for(lambda s: s.audio_chunks >= 5, timeout=scaled(5))
             os.kill(pid, signal.SIGKILL)
             unavailable = await rec.wait_for(AudioUnavailable, timeout=15)
             assert "goes on as text" in unavailable.message
@@ -288,5 +297,7 @@ async def test_the_sound_system_dying_mid_call_leaves_a_text_conversation() -> N
             assert engine.input_device is None  # the streams are closed, the devices free
             assert conversation.send_user_message("hello")
             await rec.wait_for(AgentResponse, lambda e: e.text.startswith("Hello"), timeout=5)
-        finally:
-            await asyncio.to_thread(_restart_sound_server)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(runtime, ignore_errors=True)

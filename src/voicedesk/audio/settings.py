@@ -8,11 +8,13 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class AudioSettings:
     """``input_device``/``output_device``: an index, a (part of a) name, or ``None``
-    for the system default. ``chunk_ms``: microphone audio per message to the agent."""
+    for the system default. ``chunk_ms``: microphone audio per message to the agent.
+    ``speaker_rate``: the rate the speaker is opened at where it can be (the
+    microphone opens at the conversation's input rate where it can)."""
 
     input_device: str | int | None = None
     output_device: str | int | None = None
     echo_cancellation: bool = True
     noise_suppression: bool = True
     chunk_ms: int = 20
-    preferred_rate: int | None = 48000
+    speaker_rate: int | None = 48000

@@ -13,7 +13,8 @@ Figures (medians over the trials):
   ``interruption`` (the agent speaks in 0.5 s chunks, as in the issue's baseline);
 - mic-to-wire: a tone burst is heard on the microphone's sink (its monitor,
   timestamped per 5 ms block) -> the first chunk containing it arrives at the agent;
-- first audio: the agent sends the first chunk of a reply -> it is heard;
+- first audio: the agent sends the first chunk of a reply (timestamped as it goes
+  to the socket, after the agent's own synthesis) -> it is heard;
 - CPU: % of one core used by the client while audio streams both ways;
 - ERLE: echo return loss enhancement with the speaker looped back into the mic.
 
@@ -199,8 +200,9 @@ def measure(client_factory: Callable[[str], Any], trials: int) -> Figures:
         for _ in range(trials):
             # First audio, then barge-in on the same reply.
             time.sleep(0.5)
-            sent_at = time.monotonic()
-            agent.call(session.say("a long answer " * 20))
+            event_id = agent.call(session.say("a long answer " * 20))
+            wait_until(lambda e=event_id: e in session.first_audio_sent_at, 5)
+            sent_at = session.first_audio_sent_at[event_id]
             heard_at = first_loud_after(speaker, sent_at)
             figures.first_audio_ms.append((heard_at - sent_at) * 1000)
             time.sleep(1.2)

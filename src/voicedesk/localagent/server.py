@@ -105,6 +105,8 @@ class AgentSession:
         self.agent_responses: dict[int, str] = {}
         self.interruptions: list[int] = []
         self.sent_audio_event_ids: list[int] = []
+        # event id -> time.monotonic() when the reply's first audio frame was sent
+        self.first_audio_sent_at: dict[int, float] = {}
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.closed = asyncio.Event()
@@ -570,7 +572,7 @@ class AgentSession:
         for offset in range(0, len(data), chunk):
             piece = data[offset : offset + chunk]
             self.sent_audio_event_ids.append(event_id)
-            await self.send(
+            frame = json.dumps(
                 {
                     "type": "audio",
                     "audio_event": {
@@ -579,6 +581,8 @@ class AgentSession:
                     },
                 }
             )
+            self.first_audio_sent_at.setdefault(event_id, time.monotonic())
+            await self.send(frame)
             await asyncio.sleep(fmt.duration_ms(len(piece)) / 1000.0 / self.config.send_speedup)
 
     async def _stream_text(self, text: str, event_id: int) -> None:

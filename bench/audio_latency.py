@@ -167,7 +167,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
 def first_loud_after(speaker: SinkRecorder, t0: float, timeout: float = 5) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        after = [t for t in speaker.loud_block_times(LOUD) if t >= t0]
+        after = speaker.loud_block_times(LOUD, since=t0)
         if after:
             return after[0]
         time.sleep(0.01)
@@ -209,7 +209,7 @@ def measure(client_factory: Callable[[str], Any], trials: int) -> Figures:
             interrupted_at = time.monotonic()
             agent.call(session.interrupt())
             time.sleep(0.8)
-            after = [t for t in speaker.loud_block_times(LOUD) if t > interrupted_at]
+            after = speaker.loud_block_times(LOUD, since=interrupted_at)
             figures.barge_in_ms.append((max(after) - interrupted_at) * 1000 if after else 0.0)
             time.sleep(0.5)
 

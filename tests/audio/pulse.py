@@ -7,6 +7,7 @@ into a sink (``micsink`` is the default microphone).
 
 from __future__ import annotations
 
+import bisect
 import os
 import shutil
 import subprocess
@@ -47,6 +48,11 @@ class SinkRecorder:
             stdout=subprocess.PIPE,
         )
         self.blocks: list[tuple[float, npt.NDArray[np.int16]]] = []
+        # Each block's peak, taken as it arrives: finding loud blocks then costs no
+        # numpy call per block (scanning a minute of blocks that way held the lock for
+        # ~60 ms, and the reader's timestamps came late).
+        self._times: list[float] = []
+        self._peaks: list[int] = []
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, name="test-sink-recorder", daemon=True)
         self._thread.start()
@@ -54,8 +60,13 @@ class SinkRecorder:
     def _read(self) -> None:
         assert self._proc.stdout is not None
         while data := self._proc.stdout.read(BLOCK * 2):
+            at = time.monotonic()
+            block = np.frombuffer(data, dtype=np.int16)
+            peak = int(np.abs(block.astype(np.int32)).max()) if block.size else 0
             with self._lock:
-                self.blocks.append((time.monotonic(), np.frombuffer(data, dtype=np.int16)))
+                self.blocks.append((at, block))
+                self._times.append(at)
+                self._peaks.append(peak)
 
     def stop(self) -> None:
         self._proc.terminate()
@@ -67,9 +78,15 @@ class SinkRecorder:
             parts = [b for t, b in self.blocks if since <= t <= until]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
-    def loud_block_times(self, threshold: int = 1000) -> list[float]:
+    def loud_block_times(self, threshold: int = 1000, since: float = 0.0) -> list[float]:
+        """When blocks louder than ``threshold`` (int16 peak) arrived, from ``since`` on."""
         with self._lock:
-            return [t for t, b in self.blocks if b.size and int(np.abs(b).max()) > threshold]
+            first = bisect.bisect_left(self._times, since)
+            return [
+                t
+                for t, p in zip(self._times[first:], self._peaks[first:], strict=True)
+                if p > threshold
+            ]
 
     def wait_for_sound(self, timeout: float, threshold: int = 1000) -> float:
         deadline = time.monotonic() + timeout

@@ -93,6 +93,7 @@ class Figures:
     cpu_percent: float = float("nan")
     cpu_by_thread: dict[str, float] = field(default_factory=dict)
     erle_db: float = float("nan")
+    glitches: str = ""  # underruns/overflows PortAudio reported, where the client counts them
 
 
 # ------------------------------------------------------------------ the two clients
@@ -252,6 +253,12 @@ def measure(client_factory: Callable[[str], Any], trials: int) -> Figures:
         agent.call(session.interrupt())
         time.sleep(0.5)
     finally:
+        engine = getattr(client, "engine", None)
+        if engine is not None:
+            figures.glitches = (
+                f"{engine.speaker_underruns} speaker underruns, "
+                f"{engine.microphone_overflows} microphone overflows"
+            )
         with contextlib.suppress(Exception):
             client.stop()
         speaker.stop()
@@ -389,6 +396,9 @@ def main() -> int:
     if args.only in (None, "sdk"):
         results[SdkClient.name] = measure(SdkClient, args.trials)
     print(report(results, args.trials))
+    for name, figures in results.items():
+        if figures.glitches:
+            print(f"{name}: {figures.glitches} in the latency and CPU run")
     if args.threads:
         for name, figures in results.items():
             busiest = sorted(figures.cpu_by_thread.items(), key=lambda kv: -kv[1])

@@ -61,6 +61,10 @@ STALL_S = 3.0  # no microphone frames for this long: the device is gone
 # 8 kHz) of audio in 10 ms steps; this one up to 20 ms, and it is plenty for speech.
 REALTIME_QUALITY = "LQ"
 
+# PortAudio's callback status flags (paInputOverflow, paOutputUnderflow).
+_INPUT_OVERFLOW = 0x2
+_OUTPUT_UNDERFLOW = 0x4
+
 LevelListener = Callable[[float, float], None]
 
 
@@ -137,6 +141,10 @@ class AudioEngine:
         self.echo_canceller_name = "off"
         self.input_level = 0.0
         self.output_level = 0.0
+        # Glitches PortAudio reported since start(): the speaker ran dry (a click) or
+        # microphone audio was lost. Logged when the call ends.
+        self.speaker_underruns = 0
+        self.microphone_overflows = 0
 
     # ------------------------------------------------------------------ AudioPort
 
@@ -163,6 +171,7 @@ class AudioEngine:
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._sink = sink
+        self.speaker_underruns = self.microphone_overflows = 0
         self._input_format = input_format
         self._output_format = output_format
         try:
@@ -331,6 +340,12 @@ class AudioEngine:
             self._dsp = None
 
     async def _release(self) -> None:
+        if self._pipeline is not None:
+            logger.info(
+                "audio: %d speaker underruns, %d microphone overflows",
+                self.speaker_underruns,
+                self.microphone_overflows,
+            )
         pipeline, self._pipeline = self._pipeline, None
         portaudio, self._portaudio = self._portaudio, None
 
@@ -357,6 +372,8 @@ class AudioEngine:
     def _speaker_callback(
         self, in_data: bytes | None, frame_count: int, time_info: Any, status: int
     ) -> tuple[bytes, int]:
+        if status & _OUTPUT_UNDERFLOW:
+            self.speaker_underruns += 1
         samples, real = self._playback.pull(frame_count)
         volume = self._volume
         if volume < 1.0:
@@ -373,6 +390,8 @@ class AudioEngine:
     def _microphone_callback(
         self, in_data: bytes | None, frame_count: int, time_info: Any, status: int
     ) -> tuple[None, int]:
+        if status & _INPUT_OVERFLOW:
+            self.microphone_overflows += 1
         if in_data:
             self._mic_batch.append(np.frombuffer(in_data, dtype=np.int16))
             self._mic_batch_samples += frame_count

@@ -104,7 +104,6 @@ async def converse(
     await reach(shell, "connected")
     started = time.monotonic()
     sent = 0
-    counts: dict[str, int] = {}
     while time.monotonic() - started < seconds:
         text = MESSAGES[sent % len(MESSAGES)]
         w.message_input.setFocus()
@@ -116,16 +115,16 @@ async def converse(
         for _ in range(40):  # ~6 s between messages
             memory.append(process.memory_info().rss / 2**20)
             await asyncio.sleep(0.15)
-    engine = shell.controller.launcher.engine
-    if engine is not None:
-        counts["speaker underruns"] = engine.speaker_underruns
-        counts["microphone overflows"] = engine.microphone_overflows
     lines = shell.controller.transcript.lines
-    counts |= {
+    counts = {
         "messages": sent,
         "agent lines": sum(1 for line in lines if line.speaker is Speaker.AGENT),
         "tool calls": sum(1 for line in lines if line.speaker is Speaker.TOOL),
     }
+    engine = shell.controller.launcher.engine
+    if engine is not None:
+        counts["speaker underruns"] = engine.speaker_underruns
+        counts["microphone overflows"] = engine.microphone_overflows
     w.end_button.click()
     await reach(shell, "disconnected")
     return counts

@@ -278,14 +278,14 @@ class AudioEngine:
 
         self._mic_queue = queue.SimpleQueue()
         self._mic_batch = []
-        self._mic_batch_samples = 0
-        self._mic_wake_samples = max(1, in_rate * self.settings.chunk_ms // 1000)
         self._played_queue = queue.SimpleQueue()
         frames_out = out_rate * SPEAKER_FRAME_MS // 1000
         # A chunk cannot leave before its last sample is captured, so the microphone
         # may hand over a chunk at a time: half the wake-ups of 10 ms buffers, and
         # measured no later on the wire.
-        frames_in = in_rate * self.settings.chunk_ms // 1000
+        frames_in = max(1, in_rate * self.settings.chunk_ms // 1000)
+        self._mic_batch_samples = 0
+        self._mic_wake_samples = frames_in
         try:
             pipeline.output_stream = portaudio.open(
                 out_dev,
@@ -421,6 +421,8 @@ class AudioEngine:
         chunk_samples = max(1, wire.sample_rate * self.settings.chunk_ms // 1000)
         chunk = _Frames(chunk_samples)
         levels_every = max(1, 1000 // LEVELS_PER_SECOND // FRAME_MS)
+        # Meters fall by a factor of 0.8 per 10 ms frame; the loop runs once per chunk.
+        decay = 0.8 ** (self.settings.chunk_ms / FRAME_MS)
         in_level = out_level = 0.0
         frames_done = 0
         delay_ms = 0
@@ -447,16 +449,16 @@ class AudioEngine:
                 far_samples = played_to_canceller.process(_joined(played))
                 for far in far_frames.feed(far_samples):
                     canceller.far_end(far)
-                out_level = max(out_level * 0.64, rms(far_samples))
+                out_level = max(out_level * decay, rms(far_samples))
             else:
-                out_level *= 0.64
+                out_level *= decay
             cleaned = [
                 canceller.near_end(near, delay_ms) for near in near_frames.feed(_joined(captured))
             ]
             if not cleaned:
                 continue
             near_samples = _joined(cleaned)
-            in_level = max(in_level * 0.64, rms(near_samples))
+            in_level = max(in_level * decay, rms(near_samples))
             resampled = to_wire.process(near_samples)
             if self._muted:  # after the resampler, so no filter tail leaks through
                 resampled = np.zeros_like(resampled)

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from voicedesk import __version__
 from voicedesk.config import SecretRedactor, Settings, load_settings, setup_logging
@@ -25,9 +26,17 @@ from voicedesk.launch import (
     resolve,
 )
 from voicedesk.protocol.formats import ALL_FORMATS
-from voicedesk.session.endpoints import DEFAULT_SERVER_URL, EndpointError, normalize_server_url
+from voicedesk.session.endpoints import (
+    DEFAULT_SERVER_URL,
+    REGIONS,
+    EndpointError,
+    normalize_server_url,
+)
 from voicedesk.tools import ToolRegistry
 from voicedesk.tools.desktop import definitions_json, desktop_tools
+
+if TYPE_CHECKING:
+    from voicedesk.protocol.events import McpToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -49,21 +58,56 @@ def _common_options() -> argparse.ArgumentParser:
     g.add_argument("--signed-url", help="a signed wss:// URL obtained elsewhere")
     g.add_argument(
         "--server-url",
-        help=f"API base URL or region (global, us, eu, in); default {DEFAULT_SERVER_URL}",
+        help=f"API base URL or region ({', '.join(REGIONS)}); default {DEFAULT_SERVER_URL}",
     )
+    g.add_argument(
+        "--environment", help="the agent's deployment environment to talk to (e.g. staging)"
+    )
+    g.add_argument("--branch-id", help="the agent's branch to talk to")
     g.add_argument("--demo", action="store_true", help="talk to the built-in local demo agent")
     g.add_argument(
         "--var", action="append", metavar="KEY=VALUE", help="a dynamic variable (repeatable)"
     )
     g.add_argument("--user-id", help="your user id, passed to the agent")
-    g.add_argument("--first-message", help="override the agent's first message")
-    g.add_argument("--language", help="override the agent's language (e.g. en, de)")
-    g.add_argument("--voice-id", help="override the agent's voice")
+    o = common.add_argument_group(
+        "per-conversation overrides (the agent must allow each one in its security settings)"
+    )
+    o.add_argument("--prompt", help="override the agent's system prompt")
+    o.add_argument("--llm", help="override the agent's language model (e.g. gemini-2.0-flash)")
+    o.add_argument("--first-message", help="override the agent's first message")
+    o.add_argument("--language", help="override the agent's language (e.g. en, de)")
+    o.add_argument("--voice-id", help="override the agent's voice")
+    o.add_argument("--tts-speed", metavar="SPEED", help="speaking speed, 0.7 to 5 (1 is normal)")
+    o.add_argument("--tts-stability", metavar="0..1", help="voice stability, 0 to 1")
+    o.add_argument("--tts-similarity", metavar="0..1", help="voice similarity boost, 0 to 1")
+    o.add_argument(
+        "--asr-keyword",
+        action="append",
+        metavar="WORD",
+        help="a word speech recognition should expect (repeatable)",
+    )
+    o.add_argument(
+        "--client-events",
+        metavar="TYPE,TYPE",
+        help="more events the agent should send, comma separated (e.g. "
+        "agent_tool_request,agent_tool_response); the ones every agent sends stay on",
+    )
+    o.add_argument(
+        "--llm-extra-body",
+        metavar="JSON",
+        help="a JSON object passed as is to the agent's custom LLM",
+    )
     g.add_argument("--text-only", action="store_true", help="no audio: text in, text out")
+    g.add_argument(
+        "--show-reasoning",
+        action="store_true",
+        help="show the agent's reasoning in the transcript when it sends it",
+    )
     g.add_argument(
         "--remember",
         action="store_true",
-        help="save the agent, server and user id as defaults (the API key goes to the OS keyring)",
+        help="save the agent, server, user id, environment and branch as defaults (the API key "
+        "goes to the OS keyring)",
     )
     a = common.add_argument_group("audio")
     a.add_argument(
@@ -145,11 +189,18 @@ async def run_console(plan: LaunchPlan) -> int:
     if plan.demo_reason:
         print(plan.demo_reason)
     launcher = Launcher(plan, build_tools)
+    console: ConsoleClient | None = None
+
+    async def approve(call: McpToolCall) -> bool:
+        # MCP tools that need approval ask on the terminal.
+        return console is not None and await console.ask_approval(call)
+
     try:
-        conversation = await launcher.new_conversation()
+        conversation = await launcher.new_conversation(approver=approve)
         if plan.demo:
             print(f"Local demo agent on {launcher.demo_url} (it runs on this computer only).")
-        return await ConsoleClient(conversation).run()
+        console = ConsoleClient(conversation, show_reasoning=plan.show_reasoning)
+        return await console.run()
     finally:
         await launcher.close()
 

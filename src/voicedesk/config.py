@@ -51,6 +51,9 @@ class Settings:
     output_device: str | None = None
     echo_cancellation: bool = True
     volume: float = 1.0
+    environment: str | None = None  # the agent's deployment environment (e.g. "staging")
+    branch_id: str | None = None  # the agent's branch
+    show_reasoning: bool = False  # show the agent's reasoning in the transcript
 
     @classmethod
     def from_json(cls, data: Any) -> Settings:

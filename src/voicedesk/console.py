@@ -4,12 +4,18 @@ Lines typed + Enter go to the agent as user messages. Commands: ``/context TEXT`
 ``/like``, ``/dislike``, ``/mute``, ``/status``, ``/help``, ``/quit`` (or Ctrl+C,
 or end of input). On an interactive POSIX terminal every keystroke also sends
 ``user_activity`` (throttled), so the agent holds back while you type.
+
+When one of the agent's MCP tools needs the user's approval, :meth:`ConsoleClient.ask_approval`
+(the conversation's approver) prints a ``[approve?] … [y/n]`` question; the next
+line typed ``y``/``yes`` or ``n``/``no`` answers it (other lines go on as usual). In
+piped input the script's next line is the answer. No answer in time is a denial.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -18,8 +24,17 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from voicedesk.protocol.events import (
+    AgentReasoningResponsePart,
     AgentResponse,
     AgentResponseCorrection,
+    AgentToolRequest,
+    AgentToolResponse,
+    ExternalAgentConnected,
+    ExternalAgentDisconnected,
+    GuardrailTriggered,
+    McpConnectionStatus,
+    McpToolCall,
+    RichContent,
     UserTranscript,
 )
 from voicedesk.protocol.machine import (
@@ -31,6 +46,7 @@ from voicedesk.protocol.machine import (
     StatusChanged,
 )
 from voicedesk.session import (
+    AgentTypingChanged,
     AudioNotice,
     AudioUnavailable,
     Conversation,
@@ -38,17 +54,53 @@ from voicedesk.session import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from voicedesk.session.transcript import format_parameters
+from voicedesk.session.transcript import (
+    LineKind,
+    Speaker,
+    ToolState,
+    Transcript,
+    approval_question,
+    approval_time_s,
+    format_parameters,
+    log_event,
+)
 
 HELP = (
     "Type a message and press Enter. Commands: /context TEXT (background info for the agent), "
-    "/like, /dislike (rate the last answer), /mute, /status, /quit."
+    "/like, /dislike (rate the latest answer; the same again clears it), /mute, /status, /quit."
 )
 GREETING_WAIT_S = 5.0
 REPLY_WAIT_S = 15.0
+QUESTION_WAIT_S = 3.0  # a script's "y"/"n" waits this long for the question it answers
+SCRIPT_END_WAIT_S = 1.0  # after a script's last line, for the agent to hang up itself
 SPEECH_START_WAIT_S = 3.0  # the reply's text comes before its audio is heard
 SPEECH_WAIT_S = 60.0
 PROMPT = "> "
+YES = frozenset({"y", "yes"})
+NO = frozenset({"n", "no"})
+#: Events whose lines the console takes from a :class:`Transcript` of its own: tools the
+#: agent runs elsewhere, MCP calls, and what the agent shows besides its replies.
+_TRANSCRIBED = (
+    AgentToolRequest,
+    AgentToolResponse,
+    McpToolCall,
+    McpConnectionStatus,
+    AgentReasoningResponsePart,
+    RichContent,
+    GuardrailTriggered,
+    ExternalAgentConnected,
+    ExternalAgentDisconnected,
+)
+
+
+def yes_or_no(text: str) -> bool | None:
+    """``True`` for y/yes, ``False`` for n/no (any case), ``None`` for anything else."""
+    word = text.strip().lower()
+    if word in YES:
+        return True
+    if word in NO:
+        return False
+    return None
 
 
 class TerminalInput:
@@ -166,10 +218,20 @@ class TerminalInput:
 
 
 class ConsoleClient:
-    """Runs one conversation with terminal input and output; :meth:`run` gives the exit code."""
+    """Runs one conversation with terminal input and output; :meth:`run` gives the exit code.
+
+    ``show_reasoning``: print the agent's reasoning (``[thinking] …``) when it sends it.
+    Give :meth:`ask_approval` to the conversation as its approver (``app.run_console``
+    does), so MCP tools that need approval ask here.
+    """
 
     def __init__(
-        self, conversation: Conversation, *, stdin: TextIO | None = None, out: TextIO | None = None
+        self,
+        conversation: Conversation,
+        *,
+        stdin: TextIO | None = None,
+        out: TextIO | None = None,
+        show_reasoning: bool = False,
     ) -> None:
         self.conversation = conversation
         self._stdin = stdin or sys.stdin
@@ -179,10 +241,15 @@ class ConsoleClient:
         self._was_connected = False
         self._quit = asyncio.Event()
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        # Agent answers (or errors instead of one) so far; a script waits for the next.
         self._agent_responses = 0
         self._agent_responded = asyncio.Event()
         self._mode_changed = asyncio.Event()
         self._pending: set[asyncio.Task[object]] = set()
+        self._questions: list[tuple[McpToolCall, asyncio.Future[bool]]] = []
+        self._shown = Transcript(show_reasoning=show_reasoning)
+        self._printed: dict[int, str] = {}
+        self._shown.set_listener(self._on_shown_line)
 
     def say(self, text: str) -> None:
         if self._input is not None:
@@ -255,10 +322,18 @@ class ConsoleClient:
             await self._wait_for_agent(0, GREETING_WAIT_S)
             await self._wait_until_heard()
         while (line := await self._lines.get()) is not None:
+            if scripted and not self._questions and yes_or_no(line) is not None:
+                await self._wait_for_question(QUESTION_WAIT_S)
             before = self._agent_responses
-            if self._on_line(line) and scripted:
+            if self._on_line(line, scripted=scripted) and scripted:
                 await self._wait_for_agent(before, REPLY_WAIT_S)
                 await self._wait_until_heard()
+        if scripted and not self._quit.is_set():
+            # The script is over, the agent may not be: it can hang up after its last
+            # answer (a default agent just closes, without an end_call event first).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SCRIPT_END_WAIT_S):
+                    await self.conversation.wait_disconnected()
         self._quit.set()
 
     async def _wait_until_heard(self) -> None:
@@ -281,20 +356,40 @@ class ConsoleClient:
         await self._mode_changed.wait()
 
     async def _wait_for_agent(self, seen: int, timeout: float) -> None:
+        """Until the agent answered (or asks for an approval, or the call is over)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                while self._agent_responses <= seen and self._still_talking():
+                while (
+                    self._agent_responses <= seen and not self._questions and self._still_talking()
+                ):
+                    self._agent_responded.clear()
+                    await self._agent_responded.wait()
+
+    async def _wait_for_question(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while not self._questions and self._still_talking():
                     self._agent_responded.clear()
                     await self._agent_responded.wait()
 
     def _still_talking(self) -> bool:
         return not self._quit.is_set() and self.conversation.status.value == "connected"
 
-    def _on_line(self, line: str) -> bool:
-        """Act on one line; ``True`` when it went to the agent as a message."""
+    def _on_line(self, line: str, *, scripted: bool = False) -> bool:
+        """Act on one line; ``True`` when it went to the agent as a message (or answered
+        its question). With an approval question open, y/yes/n/no answers it; in a
+        script (``scripted``) the next line that is not a command answers it."""
         text = line.strip()
         if not text:
             return False
+        if self._questions and not text.startswith("/"):
+            answer = yes_or_no(text)
+            if answer is None and scripted:
+                self.say(f"({text!r} is not y or n: taken as no)")
+                answer = False
+            if answer is not None:
+                self._answer(answer)
+                return True
         command, _, rest = text.partition(" ")
         conv = self.conversation
         if command == "/quit":
@@ -310,16 +405,19 @@ class ConsoleClient:
                 self.say("Not connected: the context was not sent.")
         elif command in ("/like", "/dislike"):
             if conv.send_feedback(command == "/like"):
-                self.say("(thanks, feedback sent)")
+                score = conv.feedback_rating
+                self.say(f"(rated: {score})" if score else "(rating cleared)")
             else:
-                self.say("There is no new answer to rate yet.")
+                self.say("There is no answer to rate yet.")
         elif command == "/mute":
             conv.set_mic_muted(not conv.is_mic_muted)
             self.say("Microphone muted." if conv.is_mic_muted else "Microphone on.")
         elif command == "/status":
             latency = f", latency {conv.latency_ms} ms" if conv.latency_ms is not None else ""
             mode = "text only" if conv.is_text_only else f"voice, agent {conv.mode.value}"
-            self.say(f"{conv.status.value.capitalize()} ({mode}{latency}).")
+            rated = conv.feedback_rating
+            rating = f", latest answer rated {rated}" if rated else ""
+            self.say(f"{conv.status.value.capitalize()} ({mode}{latency}{rating}).")
         elif command.startswith("/") and len(command) > 1 and " " not in command:
             self.say(f"Unknown command {command}. {HELP}")
         elif conv.send_user_message(text):
@@ -328,11 +426,68 @@ class ConsoleClient:
             self.say("Not connected: the message was not sent.")
         return False
 
+    # ------------------------------------------------------------------ approvals
+
+    async def ask_approval(self, call: McpToolCall) -> bool:
+        """The conversation's approver: ask on the terminal, wait for y or n.
+
+        No answer before the call's approval time runs out is a denial (said so).
+        Cancelled by the conversation when the question is no longer wanted."""
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        entry = (call, answer)
+        self._questions.append(entry)
+        limit = approval_time_s(call)
+        self.say(f"[approve?] {approval_question(call)} [y/n] ({math.floor(limit)} s)")
+        self._agent_responded.set()  # a script's next line answers it
+        try:
+            async with asyncio.timeout(limit):
+                approved = await answer
+        except TimeoutError:
+            self._shown.approval_answered(call.tool_call_id, None)
+            return False
+        finally:
+            if entry in self._questions:
+                self._questions.remove(entry)
+        self._shown.approval_answered(call.tool_call_id, approved)
+        return approved
+
+    def _answer(self, approved: bool) -> None:
+        """Answer the oldest open question."""
+        _, answer = self._questions.pop(0)
+        if not answer.done():
+            answer.set_result(approved)
+
     # ------------------------------------------------------------------ output
+
+    def _on_shown_line(self, index: int, added: bool) -> None:
+        """Print a line of the console's own transcript when it is new or says more."""
+        line = self._shown.lines[index]
+        if line.state is ToolState.AWAITING_APPROVAL or self._printed.get(index) == line.text:
+            return
+        if line.kind is LineKind.REASONING:
+            if line.tentative:
+                return  # printed whole, once it is complete
+            text = f"[thinking] {line.text}"
+        elif line.kind is LineKind.RICH_CONTENT:
+            text = f"Agent: {line.text}"
+        elif line.kind is LineKind.MCP_TOOL:
+            text = f"[mcp] {line.text}"
+        elif line.kind is LineKind.AGENT_TOOL:
+            text = f"[tool] {line.text}"
+        elif line.speaker is Speaker.ERROR:
+            text = f"[error] {line.text}"
+        else:
+            text = f"[note] {line.text}"
+        self._printed[index] = line.text
+        self.say(text)
 
     def _on_event(self, event: SessionEvent) -> None:
         if isinstance(event, ModeChanged | Disconnected):
             self._mode_changed.set()
+        log_event(event)
+        if isinstance(event, _TRANSCRIBED):
+            self._shown.apply(event)
+            return
         match event:
             case Connected(conversation_id=conversation_id):
                 self._was_connected = True
@@ -354,9 +509,16 @@ class ConsoleClient:
                 self.say(self._tool_line(event))
             case CanSendFeedbackChanged(can_send_feedback=True) if not self._feedback_hint_shown:
                 self._feedback_hint_shown = True
-                self.say("(rate an answer with /like or /dislike)")
+                self.say(
+                    "(rate the latest answer with /like or /dislike; the same again clears it)"
+                )
+            case AgentTypingChanged(is_typing=True):
+                self.say("(the agent is typing…)")
             case ErrorReported(message=message):
+                # Most errors do not end the call: the server closes it if it must.
                 self.say(f"[error] {message}")
+                self._agent_responses += 1  # a script waiting for an answer goes on
+                self._agent_responded.set()
             case AudioUnavailable(message=message) | AudioNotice(message=message):
                 self.say(f"[audio] {message}")
             case Disconnected(details=details) if not self._was_connected:

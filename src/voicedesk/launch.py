@@ -12,18 +12,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from voicedesk.audio.settings import AudioSettings
 from voicedesk.config import SecretRedactor, SecretStoreError, Settings, load_api_key
 from voicedesk.config import save_api_key as _save_api_key
 from voicedesk.config import save_settings as _save_settings
-from voicedesk.session import Conversation, ConversationOptions
+from voicedesk.protocol.catalog import CLIENT_EVENT_TYPES
+from voicedesk.session import Approver, Conversation, ConversationOptions
 from voicedesk.session.endpoints import DEFAULT_SERVER_URL
 from voicedesk.tools import ToolRegistry
 
@@ -61,6 +64,90 @@ def parse_variables(pairs: Sequence[str]) -> dict[str, str]:
     return variables
 
 
+#: The contract's bounds of the TTS overrides (``TTSConversationalConfigOverride``):
+#: option name -> (lowest, highest, what it is).
+TTS_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "--tts-speed": (0.7, 5.0, "the agent's speaking speed (1.0 is normal)"),
+    "--tts-stability": (0.0, 1.0, "the voice's stability"),
+    "--tts-similarity": (0.0, 1.0, "the voice's similarity boost"),
+}
+
+
+def parse_bounded(option: str, value: object) -> float | None:
+    """A TTS override within the contract's bounds (:data:`TTS_BOUNDS`); ``None`` when
+    not given. Raises ``ValueError`` with a sentence naming the option and its range."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    low, high, what = TTS_BOUNDS[option]
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = math.nan
+    if not (low <= number <= high):  # NaN fails too
+        raise ValueError(f"{option} is {what}: a number from {low:g} to {high:g}, not {value!r}.")
+    return number
+
+
+def parse_client_events(value: object) -> tuple[str, ...] | None:
+    """``--client-events a,b,c``: event types the agent should send, each one of the
+    contract's (:data:`~voicedesk.protocol.catalog.CLIENT_EVENT_TYPES`)."""
+    if value is None:
+        return None
+    names = [name.strip() for name in str(value).split(",") if name.strip()]
+    if not names:
+        raise ValueError(
+            "--client-events needs event types separated by commas, e.g. "
+            "audio,agent_response,agent_tool_response."
+        )
+    unknown = [name for name in names if name not in CLIENT_EVENT_TYPES]
+    if unknown:
+        raise ValueError(
+            f"--client-events: {', '.join(repr(n) for n in unknown)} "
+            f"{'is not an event' if len(unknown) == 1 else 'are not events'} an agent can be "
+            f"asked to send. Choose from: {', '.join(CLIENT_EVENT_TYPES)}."
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def parse_extra_body(value: object) -> dict[str, Any] | None:
+    """``--llm-extra-body JSON``: a JSON object passed to a custom LLM as is."""
+    if value is None:
+        return None
+    try:
+        body = json.loads(str(value))
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"--llm-extra-body must be a JSON object, like '{{\"temperature\": 0.2}}'; "
+            f"it is not valid JSON ({exc.msg} at character {exc.pos})."
+        ) from None
+    if not isinstance(body, dict):
+        kinds = {list: "a list", str: "a string", bool: "true or false", int: "a number"}
+        kind = "null" if body is None else kinds.get(type(body), "a number")
+        raise ValueError(
+            f"--llm-extra-body must be a JSON object (in braces, like '{{\"temperature\": 0.2}}'), "
+            f"not {kind}."
+        )
+    return body
+
+
+def parse_deployment(option: str, value: object) -> str | None:
+    """``--environment`` / ``--branch-id``: one word (it goes into the URL)."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    if any(c.isspace() for c in text):
+        raise ValueError(f"{option} is a single name without spaces, not {text!r}.")
+    return text
+
+
+def parse_keywords(values: object) -> tuple[str, ...] | None:
+    """``--asr-keyword WORD`` (repeatable): words the speech recognition should expect."""
+    if not isinstance(values, list | tuple) or not values:
+        return None
+    words = [str(v).strip() for v in values if str(v).strip()]
+    return tuple(dict.fromkeys(words)) or None
+
+
 @dataclass(slots=True)
 class LaunchPlan:
     """What the options and settings resolve to.
@@ -73,6 +160,7 @@ class LaunchPlan:
     demo: bool
     demo_reason: str | None = None
     audio: AudioSettings = field(default_factory=AudioSettings)
+    show_reasoning: bool = False
 
 
 def resolve(
@@ -82,7 +170,9 @@ def resolve(
     *,
     force_demo: bool = False,
 ) -> LaunchPlan:
-    """Options > environment > saved settings. No agent at all -> the local demo."""
+    """Options > environment > saved settings. No agent at all -> the local demo.
+
+    Raises ``ValueError`` with a sentence for an option that cannot be used."""
     variables = dict(settings.dynamic_variables)
     variables.update(parse_variables(list(_opt(args, "var", []) or [])))  # type: ignore[call-overload]
     agent_id = _opt(args, "agent_id") or env.get(AGENT_ID_ENV) or settings.agent_id
@@ -106,9 +196,21 @@ def resolve(
         server_url=str(server_url),
         dynamic_variables=dict(variables),
         user_id=str(_opt(args, "user_id") or settings.user_id or "") or None,
+        environment=parse_deployment(
+            "--environment", _opt(args, "environment") or settings.environment
+        ),
+        branch_id=parse_deployment("--branch-id", _opt(args, "branch_id") or settings.branch_id),
+        prompt=_str_or_none(_opt(args, "prompt")),
+        llm=_str_or_none(_opt(args, "llm")),
         first_message=_str_or_none(_opt(args, "first_message")),
         language=_str_or_none(_opt(args, "language")),
         voice_id=_str_or_none(_opt(args, "voice_id")),
+        tts_speed=parse_bounded("--tts-speed", _opt(args, "tts_speed")),
+        tts_stability=parse_bounded("--tts-stability", _opt(args, "tts_stability")),
+        tts_similarity_boost=parse_bounded("--tts-similarity", _opt(args, "tts_similarity")),
+        asr_keywords=parse_keywords(_opt(args, "asr_keyword")),
+        client_events=parse_client_events(_opt(args, "client_events")),
+        custom_llm_extra_body=parse_extra_body(_opt(args, "llm_extra_body")),
         text_only=bool(_opt(args, "text_only", False)) or settings.text_only,
     )
     audio = AudioSettings(
@@ -116,7 +218,8 @@ def resolve(
         output_device=_str_opt(args, "output_device") or settings.output_device,
         echo_cancellation=settings.echo_cancellation and not _opt(args, "no_aec", False),
     )
-    return LaunchPlan(options, demo, reason, audio)
+    show_reasoning = bool(_opt(args, "show_reasoning", False)) or settings.show_reasoning
+    return LaunchPlan(options, demo, reason, audio, show_reasoning)
 
 
 def _str_opt(args: argparse.Namespace, name: str) -> str | None:
@@ -136,6 +239,8 @@ def remember(args: argparse.Namespace, plan: LaunchPlan, settings: Settings) -> 
     settings.agent_id = plan.options.agent_id
     settings.server_url = plan.options.server_url
     settings.user_id = plan.options.user_id
+    settings.environment = plan.options.environment
+    settings.branch_id = plan.options.branch_id
     path = _save_settings(settings)
     said.append(f"Saved the agent and server as defaults in {path}.")
     if plan.options.api_key and (_opt(args, "api_key") or os.environ.get(API_KEY_ENV)):
@@ -212,8 +317,9 @@ class Launcher:
             self._preload = asyncio.ensure_future(asyncio.to_thread(_import_all, modules))
         return self._preload
 
-    async def new_conversation(self) -> Conversation:
-        """A conversation ready to ``start()``, per the current plan."""
+    async def new_conversation(self, *, approver: Approver | None = None) -> Conversation:
+        """A conversation ready to ``start()``, per the current plan. ``approver`` asks
+        the user about MCP tool calls that need approval (none: they are denied)."""
         with contextlib.suppress(Exception):  # an import error shows where it is used
             await asyncio.shield(self.preload())
         plan = self._plan
@@ -223,7 +329,7 @@ class Launcher:
         elif self._server is not None:
             await self._stop_server()
         engine = None if options.text_only else self._audio_engine()
-        return Conversation(options, tools=self._tools_factory(), audio=engine)
+        return Conversation(options, tools=self._tools_factory(), audio=engine, approver=approver)
 
     async def _demo_url(self) -> str:
         if self._server is None:
@@ -290,6 +396,9 @@ class SettingsForm:
     output_device: str | None = None
     echo_cancellation: bool = True
     text_only: bool = False
+    environment: str = ""
+    branch_id: str = ""
+    show_reasoning: bool = False
 
 
 def form_from_settings(settings: Settings) -> SettingsForm:
@@ -301,6 +410,9 @@ def form_from_settings(settings: Settings) -> SettingsForm:
         output_device=settings.output_device,
         echo_cancellation=settings.echo_cancellation,
         text_only=settings.text_only,
+        environment=settings.environment or "",
+        branch_id=settings.branch_id or "",
+        show_reasoning=settings.show_reasoning,
     )
 
 
@@ -320,6 +432,10 @@ def apply_settings_form(form: SettingsForm, settings: Settings) -> list[str]:
     agent_id = form.agent_id.strip()
     if agent_id and any(c.isspace() for c in agent_id):
         raise ValueError("An agent ID has no spaces. Copy it from the agent's page again.")
+    if any(c.isspace() for c in form.environment.strip()):
+        raise ValueError("An environment is a single name without spaces (e.g. production).")
+    if any(c.isspace() for c in form.branch_id.strip()):
+        raise ValueError("A branch ID has no spaces. Copy it from the agent's page again.")
     said: list[str] = []
     if form.api_key is not None:
         key = form.api_key.strip()
@@ -339,6 +455,9 @@ def apply_settings_form(form: SettingsForm, settings: Settings) -> list[str]:
     settings.output_device = form.output_device or None
     settings.echo_cancellation = form.echo_cancellation
     settings.text_only = form.text_only
+    settings.environment = form.environment.strip() or None
+    settings.branch_id = form.branch_id.strip() or None
+    settings.show_reasoning = form.show_reasoning
     path = _save_settings(settings)
     said.insert(0, f"Settings saved in {path}.")
     return said

@@ -69,7 +69,7 @@ def test_demo_conversation_from_a_script() -> None:
         r"\[tool\] getBatteryLevel\(\) …\n\[tool\] getBatteryLevel (->|failed:) .+ \[\d+ ms\]", out
     )
     assert "[tool] changeBrightness(brightness=0.3) …" in out
-    assert "(thanks, feedback sent)" in out
+    assert "(rated: like)" in out
     assert "(context sent)" in out
     assert "Connected (text only" in out
     assert "Agent: Goodbye! Talk to you soon." in out
@@ -118,8 +118,8 @@ def test_commands_and_their_mistakes() -> None:
     assert out.count("Commands: /context TEXT") >= 2
     assert "Usage: /context TEXT" in out
     assert "Unknown command /nonsense." in out
-    assert "(thanks, feedback sent)" in out
-    assert "There is no new answer to rate yet." in out
+    # The same rating again clears it (the newest official client's rule).
+    assert "(rated: like)\n(rating cleared)\n" in out
     assert "Microphone muted." in out
 
 
@@ -310,3 +310,223 @@ async def test_typing_in_a_terminal_sends_user_activity_and_ctrl_c_ends() -> Non
     finally:
         os.close(master)
         await server.stop()
+
+
+# --------------------------------------------------------------------------- agent tools, MCP
+
+
+async def converse(
+    server: LocalAgentServer, script: str, *args: str, timeout: float = 45
+) -> tuple[int, str, str]:
+    """A scripted text conversation with ``server`` through the console."""
+    return await run_cli_async(
+        [
+            "console",
+            "--server-url",
+            server.http_url,
+            "--agent-id",
+            "demo",
+            "--text-only",
+            *args,
+        ],
+        script,
+        timeout=timeout,
+    )
+
+
+async def test_a_default_agent_is_enough_for_the_console() -> None:
+    """No vad_score, chat parts or tool responses (a default real agent): the replies
+    show from agent_response alone, a webhook tool just leads to its answer."""
+    from voicedesk.localagent import server as agent_server
+
+    sent: list[str] = []
+    observe = lambda direction, message: (  # noqa: E731
+        sent.append(str(message.get("type"))) if direction == "server" else None
+    )
+    agent_server.frame_observers.append(observe)
+    server = LocalAgentServer(AgentConfig(ping_interval_s=0.2))
+    await server.start()
+    try:
+        code, out, err = await converse(server, "hello\nwhat's the weather in Paris?\n/quit\n")
+    finally:
+        await server.stop()
+        agent_server.frame_observers.remove(observe)
+    assert code == 0, err
+    assert "Agent: Hello! I'm the voicedesk demo agent" in out
+    assert re.search(r"Agent: In Paris it's \d+ °C", out)
+    assert "[tool]" not in out  # the agent's own tools are shown only when it says so
+    assert not {"vad_score", "agent_chat_response_part", "agent_tool_response"} & set(sent)
+    assert "Traceback" not in out + err
+
+
+async def test_a_tool_the_agent_runs_shows_as_it_runs_and_with_its_result() -> None:
+    server = LocalAgentServer(AgentConfig(ping_interval_s=None))
+    await server.start()
+    try:
+        code, out, err = await converse(
+            server,
+            "what's the weather in Paris?\n/quit\n",
+            "--client-events",
+            "agent_tool_request,agent_tool_response_full_payload",
+        )
+        session = server.sessions[-1]
+    finally:
+        await server.stop()
+    assert code == 0, err
+    requested = session.initiation["conversation_config_override"]["conversation"]  # type: ignore[index]
+    assert {"audio", "agent_tool_request", "agent_tool_response_full_payload"} <= set(
+        requested["client_events"]
+    )
+    assert re.search(
+        r"\[tool\] The agent is using get_weather…\n"
+        r"\[tool\] The agent used get_weather → \{\"location\": \"Paris\", .+\}\n"
+        r"Agent: In Paris it's",
+        out,
+    ), out
+
+
+async def test_an_mcp_tool_asks_and_a_scripted_y_or_n_answers() -> None:
+    server = LocalAgentServer(AgentConfig(ping_interval_s=None))
+    await server.start()
+    try:
+        code, out, err = await converse(
+            server,
+            "send an email to Bob saying hi\ny\nsend an email to Alice\nno\n/quit\n",
+        )
+        session = server.sessions[-1]
+    finally:
+        await server.stop()
+    assert code == 0, err
+    assert list(session.mcp_approvals.values()) == [True, False]
+    question = re.findall(r"\[approve\?\] (.+)", out)
+    assert len(question) == 2, out
+    assert question[0].startswith(
+        "The agent wants to run send_email(to='Bob', subject='A message from the voicedesk demo'"
+    )
+    assert re.search(
+        r"on demo-mcp \(send an email on the user's behalf\)\. Allow it\? "
+        r"\[y/n\] \(\d+ s\)$",
+        question[0],
+    )
+    assert "[mcp] send_email(to='Bob', …) on demo-mcp: you allowed it…" in out
+    assert "[mcp] send_email(to='Bob', …) on demo-mcp → Email to Bob sent" in out
+    assert "Agent: Done: I sent the email to Bob." in out
+    assert "[mcp] send_email(to='Alice', …) on demo-mcp: you did not allow it." in out
+    assert "Agent: OK, I didn't send the email, since you declined." in out
+    assert "Disconnected: You ended the conversation." in out
+
+
+async def test_an_unanswered_approval_is_a_denial() -> None:
+    server = LocalAgentServer(AgentConfig(ping_interval_s=None, approval_timeout_s=2.0))
+    await server.start()
+    try:
+        # The script's next line is the answer: it never comes before the time is up.
+        proc = await asyncio.create_subprocess_exec(
+            *VOICEDESK,
+            "console",
+            "--server-url",
+            server.http_url,
+            "--agent-id",
+            "demo",
+            "--text-only",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(b"send an email to Bob\n")
+        await proc.stdin.drain()
+        session = await server.next_session(timeout=scaled(15))
+        await session.wait_for(lambda s: bool(s.mcp_approvals), timeout=scaled(10))
+        assert list(session.mcp_approvals.values()) == [False]
+        proc.stdin.write(b"/quit\n")
+        out, err = await asyncio.wait_for(proc.communicate(), scaled(15))
+    finally:
+        await server.stop()
+    assert proc.returncode == 0, err.decode()
+    assert "not allowed (no answer in time)." in out.decode()
+
+
+async def test_feedback_toggles_and_the_console_shows_the_rating() -> None:
+    server = LocalAgentServer(AgentConfig(ping_interval_s=None))
+    await server.start()
+    try:
+        code, out, err = await converse(
+            server, "/like\n/like\n/dislike\n/status\n/dislike\n/quit\n"
+        )
+        session = server.sessions[-1]
+    finally:
+        await server.stop()
+    assert code == 0, err
+    greeting = max(session.agent_responses)
+    assert session.feedback == [
+        ("like", greeting),
+        (None, greeting),
+        ("dislike", greeting),
+        (None, greeting),
+    ]
+    assert "(rated: like)\n(rating cleared)\n(rated: dislike)\n" in out
+    assert "latest answer rated dislike)." in out
+    assert out.count("(rating cleared)") == 2
+
+
+async def test_an_error_event_is_shown_and_the_conversation_goes_on() -> None:
+    server = LocalAgentServer(AgentConfig(ping_interval_s=None))
+    await server.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *VOICEDESK,
+            "console",
+            "--server-url",
+            server.http_url,
+            "--agent-id",
+            "demo",
+            "--text-only",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdin is not None
+        session = await server.next_session(timeout=scaled(15))
+        await session.wait_for(lambda s: bool(s.agent_responses), timeout=scaled(5))
+        await session.send(
+            {
+                "type": "error",
+                "error_event": {
+                    "code": 1002,
+                    "message": "The language model was slow",
+                    "error_type": "llm_timeout",
+                },
+            }
+        )
+        proc.stdin.write(b"hello\n")
+        await proc.stdin.drain()
+        await session.wait_for(lambda s: s.user_messages == ["hello"], timeout=scaled(10))
+        proc.stdin.write(b"/quit\n")
+        out_bytes, err = await asyncio.wait_for(proc.communicate(), scaled(15))
+    finally:
+        await server.stop()
+    out = out_bytes.decode()
+    assert proc.returncode == 0, err.decode()
+    assert "[error] The language model was slow." in out
+    after = out.split("[error] The language model was slow.", 1)[1]
+    assert "Agent: Hello!" in after
+    assert "Disconnected: You ended the conversation." in after
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--tts-speed", "9"], "--tts-speed is the agent's speaking speed"),
+        (["--tts-stability", "x"], "a number from 0 to 1, not 'x'"),
+        (["--client-events", "audio,vad"], "'vad' is not an event an agent can be asked to send"),
+        (["--llm-extra-body", "[1]"], "--llm-extra-body must be a JSON object"),
+        (["--llm-extra-body", "{"], "it is not valid JSON"),
+        (["--environment", "two words"], "--environment is a single name"),
+    ],
+)
+def test_bad_override_options_are_sentences(args: list[str], words: str) -> None:
+    result = run_cli(["console", "--demo", *args])
+    assert result.returncode == 2
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr

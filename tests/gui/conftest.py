@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+# Offscreen unless the run chose a platform (scripts/test exports the same); set before
+# the QApplication exists, which pytest-qt creates on first use.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 from PySide6.QtWidgets import QApplication
 
 from tests.conftest import scaled
@@ -25,6 +30,7 @@ from voicedesk.localagent import AgentConfig
 from voicedesk.ui.shell import WindowShell, new_event_loop
 
 T = TypeVar("T")
+SETTLE_S = 0.05
 SCREENSHOTS = Path(os.environ.get("VOICEDESK_SCREENSHOTS", "build/screenshots"))
 
 
@@ -39,7 +45,13 @@ class Gui:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         async def bounded() -> T:
             async with asyncio.timeout(scaled(timeout)):
-                return await coro
+                result = await coro
+            # qasync's run_until_complete processes Qt events once more after the loop
+            # stopped running: a callback landing there (the agent finishing a connection
+            # it just closed, say) runs with no running loop and fails. Let such chains
+            # end while the loop still runs.
+            await asyncio.sleep(SETTLE_S)
+            return result
 
         return self.loop.run_until_complete(bounded())
 
@@ -52,6 +64,8 @@ class Gui:
     ) -> WindowShell:
         from voicedesk.app import build_parser
 
+        # As make_application: closing the window ends the conversation, not the loop.
+        self.app.setQuitOnLastWindowClosed(False)
         args = build_parser().parse_args(list(argv))
         settings = settings or Settings()
         plan = plan or resolve(args, settings, {})

@@ -1,5 +1,7 @@
 """The window with real audio (PulseAudio null sinks): the speaking indicator follows what
-is audible, the meters move, mute and device pickers act on the running call."""
+is audible, the meters move, mute and device pickers act on the running call. The local
+agent sends only a default agent's events (no vad_score, no chat parts): the indicator,
+the meters and the transcript work from the audio and the agent's final texts."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 
 from tests.audio.pulse import SinkRecorder, energy_db, pulse_ready
 from tests.gui.conftest import Gui, screenshot, until
+from voicedesk.localagent.server import frame_observers
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120, method="thread")]
 
@@ -32,6 +35,13 @@ def test_voice_flow_indicator_meters_mute_and_devices(gui: Gui) -> None:
     speaker = SinkRecorder("speaker")
     output_peaks: list[float] = []
     shell.controller.levelsChanged.connect(lambda _i, o: output_peaks.append(o))
+    sent: list[str] = []
+
+    def observe(direction: str, message: object) -> None:
+        if direction == "server" and isinstance(message, dict):
+            sent.append(str(message.get("type")))
+
+    frame_observers.append(observe)
 
     async def flow() -> None:
         await until(lambda: w.output_combo.count() > 1, "the speaker list")
@@ -50,6 +60,9 @@ def test_voice_flow_indicator_meters_mute_and_devices(gui: Gui) -> None:
         await until(lambda: w.speaking.text() == "Agent listening", "Agent listening", 60)
         assert not w.speaking.animating
         assert max(output_peaks) > 0.01
+        assert "Agent: Hi there" in w.transcript_view.toPlainText()
+        assert "audio" in sent
+        assert not {"vad_score", "agent_chat_response_part", "agent_tool_response"} & set(sent)
 
         # Mute from the button: the agent receives exact silence.
         session = shell.controller.launcher.demo_server.sessions[-1]  # type: ignore[union-attr]
@@ -85,6 +98,7 @@ def test_voice_flow_indicator_meters_mute_and_devices(gui: Gui) -> None:
         gui.run(flow(), timeout=120)
     finally:
         speaker.stop()
+        frame_observers.remove(observe)
     assert energy_db(speaker.audio()) > -50, "the greeting came out of the speaker sink"
 
 

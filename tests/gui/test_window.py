@@ -41,13 +41,19 @@ def test_the_tutorial_flow_in_text(gui: Gui) -> None:
     assert not w.send_message_button.isEnabled()
     assert w.feedback_row.isHidden()
 
+    # What the header showed at each status (the demo connects within a few ms: too
+    # fast to catch "Connecting" by looking).
+    shown: list[tuple[str, QColor]] = []
+    shell.controller.statusChanged.connect(
+        lambda _: shown.append((w.status_label.text(), w.status_dot.color()))
+    )
+
     async def flow() -> None:
         w.start_button.click()
         assert w.start_button.text() == "Starting…"
         assert not w.start_button.isEnabled()
-        await until(lambda: w.status_label.text() == "Connecting", "Connecting")
-        assert w.status_dot.color() == QColor(STATUS_COLORS["connecting"])
         await until(lambda: w.status_label.text() == "Connected", "Connected")
+        assert shown[0] == ("Connecting", QColor(STATUS_COLORS["connecting"]))
         assert w.status_dot.color() == QColor(STATUS_COLORS["connected"])
         assert w.end_button.isEnabled()
         assert not w.start_button.isEnabled()
@@ -61,12 +67,28 @@ def test_the_tutorial_flow_in_text(gui: Gui) -> None:
 
         # Like: shown while there is an answer to rate, rates that answer's event id.
         await until(lambda: w.feedback_row.isVisible(), "the like/dislike row")
+        assert not w.like_button.isChecked()
+        assert not w.dislike_button.isChecked()
         greeting_id = max(session.agent_responses)  # type: ignore[attr-defined]
         screenshot(w, "connected-text")
         w.like_button.click()
         await session.wait_for(lambda s: bool(s.feedback))  # type: ignore[attr-defined]
         assert session.feedback == [("like", greeting_id)]  # type: ignore[attr-defined]
-        assert w.feedback_row.isHidden(), "the same answer cannot be rated twice"
+        # The rating shows, and can be changed or cleared (the newest official client).
+        assert w.feedback_row.isVisible()
+        assert w.like_button.isChecked()
+        assert not w.dislike_button.isChecked()
+        assert w.feedback_label.text() == "You liked the latest answer."
+        w.dislike_button.click()
+        assert w.dislike_button.isChecked()
+        assert not w.like_button.isChecked()
+        w.dislike_button.click()  # the chosen button again: no rating
+        await session.wait_for(lambda s: len(s.feedback) == 3)  # type: ignore[attr-defined]
+        assert session.feedback[1:] == [("dislike", greeting_id), (None, greeting_id)]  # type: ignore[attr-defined]
+        assert not w.like_button.isChecked()
+        assert not w.dislike_button.isChecked()
+        assert w.feedback_label.text() == "How was that response?"
+        assert w.feedback_row.isVisible()
 
         # Typing tells the agent the user is busy (throttled).
         w.message_input.setFocus()
@@ -215,7 +237,7 @@ def test_a_bad_api_key_is_a_banner_and_the_window_goes_on(gui: Gui) -> None:
     [
         ("drop", "The connection to the agent was lost"),
         ("policy", "The agent refused the conversation"),
-        ("error_event", "took too long"),
+        ("error_event", "The language model was slow."),
     ],
 )
 def test_faults_show_a_banner_and_starting_again_works(gui: Gui, fault: str, sentence: str) -> None:
@@ -234,11 +256,27 @@ def test_faults_show_a_banner_and_starting_again_works(gui: Gui, fault: str, sen
             await session.send(  # type: ignore[attr-defined]
                 {
                     "type": "error",
-                    "error_event": {"code": 1002, "message": "slow", "error_type": "llm_timeout"},
+                    "error_event": {
+                        "code": 1002,
+                        "message": "The language model was slow",
+                        "error_type": "llm_timeout",
+                    },
                 }
             )
         await until(lambda: sentence in w.banner.text(), f"the banner saying {sentence!r}")
-        if fault != "error_event":
+        if fault == "error_event":
+            # An error event alone does not end the call: the server closes it if it must.
+            assert w.status_label.text() == "Connected"
+            w.message_input.setPlainText("hello")
+            w.send_message_button.click()
+            await until(lambda: "Agent: Hello!" in w.transcript_view.toPlainText(), "a reply")
+            assert w.status_label.text() == "Connected"
+            await session.close(1002, "LLM timeout")  # type: ignore[attr-defined]
+            await until(lambda: w.status_label.text() == "Disconnected", "Disconnected")
+            assert sentence in w.banner.text()
+            # The server's close after the error: its details carry the error's sentence.
+            assert w.transcript_view.toPlainText().endswith(f"Error: {sentence}")
+        else:
             await until(lambda: w.status_label.text() == "Disconnected", "Disconnected")
             w.start_button.click()
             await until(lambda: w.status_label.text() == "Connected", "connected again")

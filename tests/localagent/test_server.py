@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -20,13 +21,49 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.conftest import scaled
 from voicedesk.audio import codec
-from voicedesk.localagent import AgentConfig, LocalAgentServer, VoiceKind
+from voicedesk.localagent import AgentConfig, LocalAgentServer, VoiceKind, brain
 from voicedesk.localagent import voice as voice_module
-from voicedesk.localagent.brain import ToolRequest, plan_reply, reply_to_tool_result
+from voicedesk.localagent.brain import ToolKind, ToolRequest, plan_reply, reply_to_tool_result
+from voicedesk.localagent.server import ALWAYS_SENT, DEFAULT_EVENTS, FILES_NOT_SUPPORTED
+from voicedesk.protocol import catalog
 from voicedesk.protocol.formats import ALL_FORMATS, parse_audio_format
 
 INIT = {"type": "conversation_initiation_client_data", "dynamic_variables": {"platform": "linux"}}
 TEXT_ONLY_INIT = {**INIT, "conversation_config_override": {"conversation": {"text_only": True}}}
+#: Events a real agent sends only when asked (``client_events``).
+OPT_IN = (
+    "vad_score",
+    "agent_chat_response_part",
+    "agent_tool_request",
+    "agent_tool_response",
+    "agent_tool_response_full_payload",
+    "mcp_connection_status",
+)
+PCM16 = parse_audio_format("pcm_16000")
+LOUD = codec.encode(voice_module.sine(50, 16000, hz=300, level=0.5), PCM16)  # 50 ms of voice
+QUIET = bytes(len(LOUD))  # 50 ms of silence
+
+
+def init_with(*, text_only: bool = True, events: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """An initiation; ``events``: ``client_events`` asked for on top of the defaults."""
+    conversation: dict[str, Any] = {"text_only": text_only}
+    if events is not None:
+        conversation["client_events"] = [*catalog.DEFAULT_CLIENT_EVENTS, *events]
+    return {**INIT, "conversation_config_override": {"conversation": conversation}}
+
+
+def audio_frame(chunk: bytes) -> str:
+    return json.dumps({"user_audio_chunk": base64.b64encode(chunk).decode()})
+
+
+async def speak(ws: ClientConnection, loud: int, quiet: int = 0) -> None:
+    """Send ``loud`` 50 ms chunks of voice, then ``quiet`` chunks of silence."""
+    for chunk in [LOUD] * loud + [QUIET] * quiet:
+        await ws.send(audio_frame(chunk))
+
+
+def types_of(messages: list[dict[str, Any]]) -> set[str]:
+    return {str(m.get("type")) for m in messages}
 
 
 @asynccontextmanager
@@ -63,6 +100,20 @@ async def open_conversation(
     ws = await websockets.connect(server.ws_url())
     await ws.send(json.dumps(init))
     return ws
+
+
+async def closed_with(ws: ClientConnection, timeout: float = 5.0) -> tuple[int, str]:
+    """Read until the server closes; its close code and reason."""
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await recv_until(ws, "never", timeout)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def ask(ws: ClientConnection, text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Type ``text``; the agent's answer and everything that came before it."""
+    await ws.send(json.dumps({"type": "user_message", "text": text}))
+    return await recv_until(ws, "agent_response")
 
 
 def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
@@ -143,12 +194,26 @@ async def test_metadata_first_then_greeting_with_platform_filled_text_only() -> 
         assert response["agent_response_event"]["agent_response"] == (
             "Hi there, woah, so cool that I'm running on macos. What can I help you with?"
         )
-        # Streamed as parts first, and no audio at all in a text-only conversation.
-        assert next(m["text_response_part"]["type"] for m in before) == "start"
-        assert all(m["type"] == "agent_chat_response_part" for m in before)
-        await ws.send(json.dumps({"type": "user_message", "text": "hi"}))
-        _, between = await recv_until(ws, "agent_response")
-        assert not [m for m in between if m["type"] == "audio"]
+        # By default the final text only: no streamed parts, no audio in text-only.
+        assert before == []
+        _, between = await ask(ws, "hi")
+        assert between == []
+        await ws.close()
+
+
+async def test_text_parts_stream_when_client_events_ask_for_them() -> None:
+    async with running() as server:
+        ws = await open_conversation(server, init_with(events=("agent_chat_response_part",)))
+        await recv_json(ws)  # metadata
+        response, before = await recv_until(ws, "agent_response")
+        event_id = response["agent_response_event"]["event_id"]
+        parts = [m["text_response_part"] for m in before]
+        assert [p["type"] for p in parts[:1] + parts[-1:]] == ["start", "stop"]
+        assert {p["event_id"] for p in parts} == {event_id}
+        assert (
+            "".join(p["text"] for p in parts) == response["agent_response_event"]["agent_response"]
+        )
+        assert "agent_chat_response_part" in server.sessions[0].client_events
         await ws.close()
 
 
@@ -206,23 +271,96 @@ async def test_user_speech_interrupts_the_agent_and_gets_a_turn() -> None:
         await recv_json(ws)  # metadata
         first = await recv_json(ws)
         speaking_id = first["agent_response_event"]["event_id"]
-        fmt = parse_audio_format("pcm_16000")
-        loud = codec.encode(voice_module.sine(50, 16000, hz=300, level=0.5), fmt)
-        quiet = bytes(len(loud))
-        for _ in range(4):
-            await ws.send(json.dumps({"user_audio_chunk": base64.b64encode(loud).decode()}))
-        interruption, _ = await recv_until(ws, "interruption")
+        await speak(ws, loud=4)
+        interruption, seen = await recv_until(ws, "interruption")
         interrupted_at = interruption["interruption_event"]["event_id"]
         assert interrupted_at > speaking_id
-        for _ in range(8):
-            await ws.send(json.dumps({"user_audio_chunk": base64.b64encode(quiet).decode()}))
-        transcript, _ = await recv_until(ws, "user_transcript")
+        await speak(ws, loud=0, quiet=8)
+        transcript, more = await recv_until(ws, "user_transcript")
         assert "s of speech" in transcript["user_transcription_event"]["user_transcript"]
+        # The utterance's id: its interruption, its transcript and the reply share it.
+        assert transcript["user_transcription_event"]["event_id"] == interrupted_at
         reply, before = await recv_until(ws, "agent_response")
         assert "without speech recognition" in reply["agent_response_event"]["agent_response"]
+        assert reply["agent_response_event"]["event_id"] == interrupted_at
+        # Only the default events: no vad_score unless asked for.
+        everything = [*seen, *more, *before]
+        assert types_of(everything) <= set(DEFAULT_EVENTS) | ALWAYS_SENT
+        assert "agent_response_correction" in types_of(more)
+        await ws.close()
+
+
+async def test_vad_scores_come_when_client_events_ask_for_them() -> None:
+    async with running(speak_first_message=False, vad_interval_ms=100) as server:
+        ws = await open_conversation(server, init_with(text_only=False, events=("vad_score",)))
+        await recv_json(ws)  # metadata
+        await speak(ws, loud=4)
+        vad, _ = await recv_until(ws, "vad_score")
+        assert vad["vad_score_event"]["vad_score"] == 1.0
+        await ws.close()
+
+
+async def test_tentative_transcripts_while_the_user_speaks_then_the_final_one() -> None:
+    async with running(speak_first_message=False, end_of_turn_ms=300) as server:
+        ws = await open_conversation(server, init_with(text_only=False))
+        await recv_json(ws)  # metadata
+        await speak(ws, loud=14, quiet=8)  # 0.7 s of speech, then 0.4 s of silence
+        final, before = await recv_until(ws, "user_transcript")
+        tentative = [m["tentative_user_transcription_event"] for m in before]
+        assert [t["user_transcript"] for t in tentative] == [
+            "[0.3 s of speech…]",
+            "[0.6 s of speech…]",
+        ]
+        event_id = final["user_transcription_event"]["event_id"]
+        assert {t["event_id"] for t in tentative} == {event_id}
+        assert final["user_transcription_event"]["user_transcript"] == "[0.7 s of speech]"
+        reply, _ = await recv_until(ws, "agent_response")
+        assert reply["agent_response_event"]["event_id"] == event_id
+        await ws.close()
+
+
+async def test_an_interrupted_answer_is_corrected_to_what_was_heard() -> None:
+    async with running(voice=VoiceKind.SINE, send_speedup=1.0) as server:
+        ws = await open_conversation(server)
+        await recv_json(ws)  # metadata
+        first, _ = await recv_until(ws, "agent_response")
+        greeting = first["agent_response_event"]["agent_response"]
+        greeting_id = first["agent_response_event"]["event_id"]
+        await recv_until(ws, "audio")
+        await asyncio.sleep(0.5)  # about a third of the greeting's 1.6 s played
+        await ws.send(json.dumps({"type": "user_message", "text": "hello"}))
+        interruption, _ = await recv_until(ws, "interruption")
+        correction = await recv_json(ws)
+        assert correction["type"] == "agent_response_correction"
+        event = correction["agent_response_correction_event"]
+        assert event["event_id"] == greeting_id
+        assert event["original_agent_response"] == greeting
+        heard = event["corrected_agent_response"]
+        assert heard
+        assert heard != greeting
+        assert greeting.startswith(heard)
+        assert greeting[len(heard)] == " "  # cut at a word boundary
+        assert server.sessions[0].corrections == {greeting_id: heard}
+        reply, _ = await recv_until(ws, "agent_response")
         assert (
-            any(m["type"] == "vad_score" for m in before) or server.sessions[0].audio_chunks == 12
+            reply["agent_response_event"]["event_id"]
+            == interruption["interruption_event"]["event_id"]
         )
+        await ws.close()
+
+
+async def test_no_correction_when_client_events_leave_it_out() -> None:
+    async with running(voice=VoiceKind.SINE, send_speedup=1.0) as server:
+        init = init_with(text_only=False)
+        init["conversation_config_override"]["conversation"]["client_events"] = [
+            *catalog.DEFAULT_CLIENT_EVENTS
+        ]
+        ws = await open_conversation(server, init)
+        await recv_until(ws, "audio")
+        await ws.send(json.dumps({"type": "user_message", "text": "hello"}))
+        _, seen = await recv_until(ws, "agent_response")
+        assert "interruption" in types_of(seen)
+        assert "agent_response_correction" not in types_of(seen)
         await ws.close()
 
 
@@ -250,6 +388,21 @@ async def test_a_user_message_interrupts_but_context_does_not() -> None:
         await ws.close()
 
 
+async def test_a_client_tool_round_trip() -> None:
+    async with running(speak_first_message=False) as server:
+        ws = await open_conversation(server, TEXT_ONLY_INIT)
+        await recv_json(ws)  # metadata
+        await ws.send(json.dumps({"type": "user_message", "text": "what's my battery?"}))
+        call = (await recv_json(ws))["client_tool_call"]
+        result = {"tool_call_id": call["tool_call_id"], "result": "0.82", "is_error": False}
+        await ws.send(json.dumps({"type": "client_tool_result", **result}))
+        reply, _ = await recv_until(ws, "agent_response")
+        assert reply["agent_response_event"]["agent_response"] == "Your battery is at 82 %."
+        assert reply["agent_response_event"]["event_id"] == call["event_id"]
+        await ws.close()
+
+
+@pytest.mark.contract_violation
 async def test_tool_call_and_non_string_result_is_a_contract_violation() -> None:
     async with running() as server:
         ws = await open_conversation(server, TEXT_ONLY_INIT)
@@ -276,15 +429,28 @@ async def test_tool_call_and_non_string_result_is_a_contract_violation() -> None
         assert "must be a string" in closed.value.rcvd.reason
 
 
+def _bad(frame: Any, reason: str) -> Any:
+    """A frame that breaks the contract on purpose."""
+    text = frame if isinstance(frame, str) else json.dumps(frame)
+    return pytest.param(text, reason, marks=pytest.mark.contract_violation)
+
+
 @pytest.mark.parametrize(
     ("frame", "reason"),
     [
         ("{nope", "Invalid message received"),
-        (json.dumps({"type": "made_up"}), "unknown type"),
-        (json.dumps({"type": "feedback", "score": "meh", "event_id": 1}), "feedback"),
-        (json.dumps({"user_audio_chunk": "@@@"}), "user_audio_chunk"),
+        _bad({"type": "made_up"}, "unknown type"),
+        _bad({"type": "feedback", "score": "meh", "event_id": 1}, "feedback"),
+        _bad({"type": "feedback", "score": "like", "event_id": "1"}, "feedback"),
+        _bad({"type": "feedback", "event_id": 1}, "feedback"),
+        _bad({"user_audio_chunk": "@@@"}, "user_audio_chunk"),
         (json.dumps(INIT), "already initiated"),
-        (json.dumps([1]), "Invalid message received"),
+        _bad([1], "Invalid message received"),
+        _bad({"type": "user_message", "text": 5}, "user_message"),
+        _bad({"type": "contextual_update"}, "contextual_update"),
+        _bad({"type": "mcp_tool_approval_result", "tool_call_id": "x"}, "mcp_tool_approval"),
+        _bad({"type": "multimodal_message", "text": "hi"}, "multimodal_message"),
+        _bad({"type": "multimodal_message", "file": {"type": "file_input"}}, "multimodal"),
     ],
 )
 async def test_invalid_client_messages_close_with_1008(frame: str, reason: str) -> None:
@@ -309,6 +475,7 @@ async def test_a_first_frame_that_is_not_json_closes() -> None:
         assert closed.value.rcvd.code == 1008
 
 
+@pytest.mark.contract_violation
 async def test_bad_dynamic_variables_close() -> None:
     async with running() as server:
         ws = await open_conversation(server, {**INIT, "dynamic_variables": [1]})
@@ -352,8 +519,303 @@ async def test_feedback_is_recorded() -> None:
         response, _ = await recv_until(ws, "agent_response")
         event_id = response["agent_response_event"]["event_id"]
         await ws.send(json.dumps({"type": "feedback", "score": "dislike", "event_id": event_id}))
-        await server.sessions[0].wait_for(lambda s: s.feedback == [("dislike", event_id)])
+        session = server.sessions[0]
+        await session.wait_for(lambda s: s.feedback == [("dislike", event_id)])
+        assert session.ratings == {event_id: "dislike"}
+        # The rating can change, and null clears it.
+        await ws.send(json.dumps({"type": "feedback", "score": "like", "event_id": event_id}))
+        await ws.send(json.dumps({"type": "feedback", "score": None, "event_id": event_id}))
+        await session.wait_for(lambda s: len(s.feedback) == 3)
+        assert session.feedback[1:] == [("like", event_id), (None, event_id)]
+        assert session.ratings == {}
+        assert not session.closed.is_set()
         await ws.close()
+
+
+# ------------------------------------------------------------------ the contract's events
+
+
+async def test_only_default_events_unless_asked() -> None:
+    """A text conversation with a server tool, then hanging up: nothing opt-in comes."""
+    async with running(tool_latency_s=0.0) as server:
+        ws = await open_conversation(server, TEXT_ONLY_INIT)
+        _, seen = await recv_until(ws, "agent_response")
+        reply, more = await ask(ws, "what's the weather in Paris?")
+        assert "made-up weather" in reply["agent_response_event"]["agent_response"]
+        bye, rest = await ask(ws, "bye")
+        assert "Goodbye" in bye["agent_response_event"]["agent_response"]
+        code, _ = await closed_with(ws)
+        assert code == 1000  # end_call closes normally; its tool response was not asked for
+        assert types_of([*seen, *more, *rest]) <= {"conversation_initiation_metadata"}
+        session = server.sessions[0]
+        assert session.client_events == frozenset(DEFAULT_EVENTS)
+        assert [c.tool_name for c in session.agent_tool_calls] == ["get_weather", "end_call"]
+
+
+def test_the_default_events_are_the_contracts_and_the_correction() -> None:
+    assert set(DEFAULT_EVENTS) == {*catalog.DEFAULT_CLIENT_EVENTS, "agent_response_correction"}
+    assert {"client_tool_call", "error", "mcp_tool_call"} == ALWAYS_SENT
+    assert not set(OPT_IN) & set(DEFAULT_EVENTS)
+
+
+async def test_the_agents_own_client_events_and_the_override() -> None:
+    own = ("audio", "agent_response", "mcp_connection_status")
+    async with running(client_events=own) as server:
+        ws = await open_conversation(server, INIT)
+        status = await recv_json(ws)  # no metadata: the agent's list leaves it out
+        assert status["type"] == "mcp_connection_status"
+        assert status["mcp_connection_status"]["integrations"] == [
+            {
+                "integration_id": "demo-mcp",
+                "integration_type": "mcp_server",
+                "is_connected": True,
+                "tool_count": len(brain.MCP_TOOLS),
+            }
+        ]
+        assert server.sessions[0].client_events == frozenset(own)
+        await ws.close()
+        ws = await open_conversation(server, init_with(events=("mcp_connection_status",)))
+        assert (await recv_json(ws))["type"] == "conversation_initiation_metadata"
+        assert (await recv_json(ws))["type"] == "mcp_connection_status"
+        await ws.close()
+    async with running(allow_overrides=False, first_message="Hello.") as server:
+        ws = await open_conversation(server, init_with(events=("vad_score",)))
+        await recv_until(ws, "agent_response")
+        assert server.sessions[0].client_events == frozenset(DEFAULT_EVENTS)
+        await ws.close()
+    with pytest.raises(ValueError, match="made_up"):
+        AgentConfig(client_events=("audio", "made_up"))
+
+
+@pytest.mark.contract_violation
+@pytest.mark.parametrize("events", [["made_up"], [], "audio"])
+async def test_client_events_that_break_the_contract_close(events: Any) -> None:
+    async with running() as server:
+        init = init_with()
+        init["conversation_config_override"]["conversation"]["client_events"] = events
+        ws = await open_conversation(server, init)
+        code, reason = await closed_with(ws)
+        assert (code, reason) == (1008, "Invalid message received: client_events")
+
+
+@pytest.mark.parametrize("text_only", [True, False])
+async def test_the_weather_is_a_server_tool(text_only: bool) -> None:
+    tool_events = ("agent_tool_request", "agent_tool_response", "agent_tool_response_full_payload")
+    async with running(speak_first_message=False, tool_latency_s=0.0) as server:
+        ws = await open_conversation(server, init_with(text_only=text_only, events=tool_events))
+        await recv_json(ws)  # metadata
+        reply, before = await ask(ws, "What's the weather in Paris?")
+        request, response, full = (m[m["type"]] for m in before)
+        event_id = reply["agent_response_event"]["event_id"]
+        assert request == {
+            "tool_name": "get_weather",
+            "tool_call_id": request["tool_call_id"],
+            "tool_type": "webhook",
+            "event_id": event_id,
+        }
+        assert response == {**request, "is_error": False, "is_called": True}
+        forecast = json.loads(full["full_tool_result"])
+        assert forecast == brain.weather_forecast("Paris")
+        said = reply["agent_response_event"]["agent_response"]
+        assert said == (
+            f"In Paris it's {forecast['temperature_c']} °C and {forecast['conditions']}. "
+            "That's the demo's made-up weather, not a real forecast."
+        )
+        if not text_only:
+            audio, _ = await recv_until(ws, "audio")
+            assert audio["audio_event"]["event_id"] == event_id
+        call = server.sessions[0].agent_tool_calls[0]
+        assert (call.tool_type, call.parameters, call.is_error) == (
+            "webhook",
+            {"location": "Paris"},
+            False,
+        )
+        await ws.close()
+
+
+async def test_hanging_up_reports_end_call_when_asked() -> None:
+    async with running(speak_first_message=False) as server:
+        ws = await open_conversation(server, init_with(events=("agent_tool_response",)))
+        await recv_json(ws)  # metadata
+        reply, _ = await ask(ws, "bye")
+        response, _ = await recv_until(ws, "agent_tool_response")
+        assert response["agent_tool_response"] == {
+            "tool_name": "end_call",
+            "tool_call_id": f"end_call_{reply['agent_response_event']['event_id']}",
+            "tool_type": "system",
+            "is_error": False,
+            "is_called": True,
+            "event_id": reply["agent_response_event"]["event_id"],
+        }
+        assert (await closed_with(ws))[0] == 1000
+
+
+@pytest.mark.parametrize(
+    ("answer", "state", "error", "said"),
+    [
+        (True, "success", None, "Done: I sent the email to Bob."),
+        (False, "failure", "The user declined the tool call.", "OK, I didn't send the email"),
+        (None, "failure", "The approval timed out after 1 s.", "did not come in time"),
+    ],
+)
+async def test_an_mcp_tool_waits_for_approval(
+    answer: bool | None, state: str, error: str | None, said: str
+) -> None:
+    config = {"speak_first_message": False, "tool_latency_s": 0.0, "approval_timeout_s": 0.3}
+    async with running(**config) as server:
+        ws = await open_conversation(server, TEXT_ONLY_INIT)
+        await recv_json(ws)  # metadata
+        await ws.send(json.dumps({"type": "user_message", "text": "Send an email to Bob"}))
+        waiting = (await recv_json(ws))["mcp_tool_call"]
+        assert waiting["state"] == "awaiting_approval"
+        assert waiting["approval_timeout_secs"] == 1  # 0.3 s, in whole seconds
+        assert (waiting["service_id"], waiting["tool_name"]) == ("demo-mcp", "send_email")
+        assert waiting["parameters"]["to"] == "Bob"
+        assert datetime.fromisoformat(waiting["timestamp"]).tzinfo is not None
+        call_id = waiting["tool_call_id"]
+        if answer is not None:
+            approval = {"type": "mcp_tool_approval_result", "tool_call_id": call_id}
+            await ws.send(json.dumps({**approval, "is_approved": answer}))
+        reply, before = await recv_until(ws, "agent_response")
+        states = [m["mcp_tool_call"] for m in before]
+        assert [s["state"] for s in states] == (["loading", state] if answer else [state])
+        assert {s["tool_call_id"] for s in states} == {call_id}
+        last = states[-1]
+        if error is None:
+            assert last["result"] == [
+                {"type": "text", "text": "Email to Bob sent (demo: nothing was really sent)."}
+            ]
+        else:
+            assert last["error_message"] == error
+        assert said in reply["agent_response_event"]["agent_response"]
+        session = server.sessions[0]
+        assert session.agent_tool_calls[0].approved is answer
+        assert session.mcp_approvals == ({} if answer is None else {call_id: answer})
+        await ws.close()
+
+
+async def test_an_mcp_tool_without_approval_and_its_agent_tool_events() -> None:
+    events = ("agent_tool_request", "agent_tool_response")
+    async with running(speak_first_message=False, tool_latency_s=0.0) as server:
+        ws = await open_conversation(server, init_with(events=events))
+        await recv_json(ws)  # metadata
+        reply, before = await ask(ws, "search the docs for audio devices")
+        assert [m["type"] for m in before] == [
+            "agent_tool_request",
+            "mcp_tool_call",
+            "mcp_tool_call",
+            "agent_tool_response",
+        ]
+        assert [m["mcp_tool_call"]["state"] for m in before[1:3]] == ["loading", "success"]
+        assert before[3]["agent_tool_response"]["tool_type"] == "mcp"
+        assert reply["agent_response_event"]["agent_response"] == (
+            "I searched the docs. Top result for 'audio devices': the voicedesk README "
+            "(demo search)."
+        )
+        await ws.close()
+
+
+async def test_a_scripted_mcp_call_and_a_stray_approval() -> None:
+    async with running(speak_first_message=False, tool_latency_s=0.0) as server:
+        ws = await open_conversation(server, TEXT_ONLY_INIT)
+        await recv_json(ws)  # metadata
+        session = server.sessions[0]
+        call = asyncio.ensure_future(session.call_mcp_tool("create_calendar_event", {"x": 1}))
+        waiting = (await recv_json(ws))["mcp_tool_call"]
+        await ws.send(
+            json.dumps(
+                {"type": "mcp_tool_approval_result", "tool_call_id": "nope", "is_approved": True}
+            )
+        )
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "mcp_tool_approval_result",
+                    "tool_call_id": waiting["tool_call_id"],
+                    "is_approved": True,
+                }
+            )
+        )
+        done = await asyncio.wait_for(call, scaled(5))
+        assert (done.state, done.approved, done.is_error) == ("success", True, False)
+        assert session.mcp_approvals == {"nope": True, waiting["tool_call_id"]: True}
+        await ws.close()
+
+
+async def test_multimodal_messages_and_null_texts() -> None:
+    async with running(speak_first_message=False) as server:
+        ws = await open_conversation(server, TEXT_ONLY_INIT)
+        await recv_json(ws)  # metadata
+        # A null text asks nothing: the next answer is the multimodal message's.
+        await ws.send(json.dumps({"type": "user_message", "text": None}))
+        text = {"type": "user_message", "text": "hello"}
+        await ws.send(json.dumps({"type": "multimodal_message", "text": text, "file": None}))
+        reply, _ = await recv_until(ws, "agent_response")
+        assert reply["agent_response_event"]["agent_response"].startswith("Hello!")
+        file = {"type": "file_input", "file_id": "file_1"}
+        await ws.send(json.dumps({"type": "multimodal_message", "file": file}))
+        reply, _ = await recv_until(ws, "agent_response")
+        assert reply["agent_response_event"]["agent_response"] == FILES_NOT_SUPPORTED
+        await ws.send(json.dumps({"type": "multimodal_message", "text": text, "file": file}))
+        reply, _ = await recv_until(ws, "agent_response")
+        said = reply["agent_response_event"]["agent_response"]
+        assert said.startswith(f"{FILES_NOT_SUPPORTED} Hello!")
+        session = server.sessions[0]
+        assert session.user_messages == ["hello", "hello"]
+        assert session.files == ["file_1", "file_1"]
+        await ws.close()
+
+
+async def test_contextual_updates_with_an_id_keep_the_latest() -> None:
+    async with running(speak_first_message=False) as server:
+        ws = await open_conversation(server, TEXT_ONLY_INIT)
+        await recv_json(ws)  # metadata
+        for text in ("Settings open", "Settings closed"):
+            await ws.send(
+                json.dumps({"type": "contextual_update", "text": text, "context_id": "screen"})
+            )
+        await ws.send(json.dumps({"type": "contextual_update", "text": "Quiet office"}))
+        session = server.sessions[0]
+        await session.wait_for(lambda s: len(s.contextual_updates) == 3)
+        assert session.contexts == {"screen": "Settings closed"}
+        await ws.close()
+
+
+async def test_errors_carry_a_code_and_a_reason() -> None:
+    async with running() as server:
+        ws = await open_conversation(server, {**INIT, "dynamic_variables": {}})
+        error = (await recv_json(ws))["error_event"]
+        assert error == {
+            "code": 1008,
+            "error_type": "missing_dynamic_variable",
+            "reason": "A required dynamic variable is missing.",
+            "message": "Missing required dynamic variables in first message: ['platform']",
+        }
+        assert (await closed_with(ws))[0] == 1008
+    async with running(allow_overrides=False) as server:
+        override = {"agent": {"first_message": "Yo"}}
+        ws = await open_conversation(server, {**INIT, "conversation_config_override": override})
+        error = (await recv_json(ws))["error_event"]
+        assert (error["code"], error["error_type"]) == (1008, "override_error")
+        assert error["reason"]
+        assert error["message"] == "Override for field 'first_message' is not allowed by config."
+        assert (await closed_with(ws))[0] == 1008
+
+
+async def test_the_maximum_duration_closes_normally() -> None:
+    async with running(max_duration_s=0.3) as server:
+        ws = await open_conversation(server, TEXT_ONLY_INIT)
+        error, _ = await recv_until(ws, "error")
+        # A generic reason, no message (nothing specific to act on); 1000 per the contract.
+        assert error["error_event"] == {
+            "code": 1000,
+            "error_type": "max_duration_exceeded",
+            "reason": "Conversation has exceeded maximum duration.",
+        }
+        assert await closed_with(ws) == (1000, "Conversation has exceeded maximum duration.")
+        session = server.sessions[0]
+        await asyncio.wait_for(session.closed.wait(), scaled(5))
+        assert session.close_code == 1000
 
 
 # ------------------------------------------------------------------ the rules
@@ -380,6 +842,77 @@ def test_other_rules() -> None:
     assert plan_reply("bye!").end_call
     assert plan_reply("hello").say.startswith("Hello!")
     assert plan_reply("tell me a joke").say.startswith("You said: tell me a joke.")
+    assert "weather" in brain.CAPABILITIES
+    assert "email" in brain.CAPABILITIES
+
+
+@pytest.mark.parametrize(
+    ("text", "tool", "params", "kind", "approval"),
+    [
+        ("what's the weather in Paris?", "get_weather", {"location": "Paris"}, "webhook", False),
+        ("weather in new york tomorrow", "get_weather", {"location": "New York"}, "webhook", False),
+        ("Send an email to Bob", "send_email", {"to": "Bob"}, "mcp", True),
+        (
+            "create a calendar event called Lunch",
+            "create_calendar_event",
+            {"title": "Lunch"},
+            "mcp",
+            True,
+        ),
+        ("schedule a meeting", "create_calendar_event", {"title": "Meeting"}, "mcp", True),
+        ("search the docs for audio", "search_docs", {"query": "audio"}, "mcp", False),
+    ],
+)
+def test_the_agents_own_tools_asked_in_words(
+    text: str, tool: str, params: dict[str, Any], kind: str, approval: bool
+) -> None:
+    plan = plan_reply(text)
+    assert plan.tool is not None
+    assert plan.tool.name == tool
+    assert params.items() <= plan.tool.parameters.items()
+    assert (plan.tool.kind, plan.tool.needs_approval) == (ToolKind(kind), approval)
+
+
+def test_what_the_agents_own_tools_need_to_know_first() -> None:
+    assert plan_reply("what's the weather?").say.startswith("For which city?")
+    assert plan_reply("what's the weather today?").tool is None
+    assert plan_reply("send an email").tool is None
+    assert plan_reply("search the docs").tool is None
+    forecast = brain.weather_forecast("Paris")
+    assert forecast == brain.weather_forecast("Paris")  # the same every time
+    assert 0 <= forecast["temperature_c"] <= 30
+    result, is_error = brain.run_server_tool(ToolRequest("get_weather", {}, ToolKind.WEBHOOK))
+    assert is_error
+    assert "location" in json.loads(result)["error"]
+
+
+@pytest.mark.parametrize(
+    ("approved", "said"),
+    [
+        (True, "Done: I created the calendar event 'Lunch'."),
+        (False, "OK, I didn't create the calendar event, since you declined."),
+        (None, "I didn't create the calendar event: your approval did not come in time."),
+    ],
+)
+def test_replies_to_mcp_results(approved: bool | None, said: str) -> None:
+    tool = ToolRequest("create_calendar_event", {"title": "Lunch"}, ToolKind.MCP, True)
+    assert brain.reply_to_mcp_result(tool, approved).startswith(said)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "heard"),
+    [
+        (0.0, ""),
+        (0.1, ""),
+        (0.2, "Hello"),
+        (0.5, "Hello there,"),
+        (0.99, "Hello there, how are"),
+        (1.0, "Hello there, how are you?"),
+        (1.5, "Hello there, how are you?"),
+    ],
+)
+def test_what_was_heard_is_whole_words(fraction: float, heard: str) -> None:
+    assert brain.heard_prefix("Hello there, how are you?", fraction) == heard
 
 
 @pytest.mark.parametrize(

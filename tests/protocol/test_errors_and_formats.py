@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from voicedesk.protocol.catalog import ERROR_TYPES
 from voicedesk.protocol.errors import (
+    ERROR_TYPE_SENTENCES,
     DisconnectReason,
     api_error_sentence,
     close_sentence,
@@ -44,28 +46,80 @@ def test_api_errors_have_sentences(code: str | None, status: int | None, words: 
 
 
 @pytest.mark.parametrize(
-    ("message", "error_type", "words"),
+    ("message", "reason", "error_type", "said"),
     [
-        ("", "transport_receive_timeout", "heard nothing"),
-        ("", "llm_timeout", "language model"),
-        ("", "tts_timeout", "voice service"),
-        ("", "asr_timeout", "speech recognition"),
-        ("", "max_duration_exceeded", "maximum duration"),
-        ("", "missing_dynamic_variable", "--var"),
-        ("", "override_error", "overrides"),
-        ("disk on fire", "brand_new", "The agent reported an error: disk on fire"),
-        ("", None, "The agent reported an error."),
+        # message first, then the generic reason, then a sentence for the type
+        ("Disk on fire", "Internal error", "llm_error", "Disk on fire."),
+        (None, "The LLM did not answer in time", "llm_timeout", "The LLM did not answer in time."),
+        ("  ", "Limit reached!", None, "Limit reached!"),
+        (None, None, "llm_timeout", ERROR_TYPE_SENTENCES["llm_timeout"]),
+        (None, None, "brand_new", "The agent reported an error it did not explain."),
+        (None, None, None, "The agent reported an error it did not explain."),
     ],
 )
-def test_server_errors_have_sentences(message: str, error_type: str | None, words: str) -> None:
-    assert words in server_error_sentence(message, error_type)
+def test_error_event_sentence_prefers_message_then_reason_then_type(
+    message: str | None, reason: str | None, error_type: str | None, said: str
+) -> None:
+    assert server_error_sentence(message, reason=reason, error_type=error_type) == said
 
 
-def test_close_sentence_without_reason_for_protocol_error() -> None:
-    assert close_sentence(1002, None) == (
-        "The agent service had an operational problem. Try again in a moment."
-    )
-    assert "the request was not accepted" in close_sentence(1008, "")
+def test_every_contract_error_type_has_a_sentence_that_says_what_to_do() -> None:
+    assert set(ERROR_TYPE_SENTENCES) == set(ERROR_TYPES)
+    assert len(ERROR_TYPES) == 26
+    for error_type, sentence in ERROR_TYPE_SENTENCES.items():
+        assert sentence.endswith("."), error_type
+        assert error_type not in sentence, "a sentence, not the code"
+        # Each tells what to do next: try, check, start, update, choose, allow, add.
+        assert any(
+            verb in sentence
+            for verb in ("Try", "Check", "Start", "Update", "Choose", "Allow", "Add", "start")
+        ), error_type
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "said"),
+    [
+        (1000, "", "The agent ended the conversation."),
+        (1000, "Agent ended conversation", "The agent ended the conversation."),
+        (
+            1000,
+            "Goodbye from the shop",
+            "The agent ended the conversation (Goodbye from the shop).",
+        ),
+        (
+            1000,
+            "Conversation has exceeded maximum duration",
+            ERROR_TYPE_SENTENCES["max_duration_exceeded"],
+        ),
+        (1002, None, "The agent service had an operational problem. Try again in a moment."),
+        (
+            1002,
+            "LLM timeout",
+            "The agent service had an operational problem (LLM timeout). Try again in a moment.",
+        ),
+        (
+            1008,
+            "",
+            "The agent refused the conversation. Check the agent ID, the API key, the "
+            "overrides and the dynamic variables.",
+        ),
+        (
+            1008,
+            "Invalid message received",
+            "The agent refused the conversation (Invalid "
+            "message received). Check the agent ID, the API key, the overrides and the dynamic "
+            "variables.",
+        ),
+        (1011, "", "The agent service had an internal error. Try again later."),
+        (1011, "boom", "The agent service had an internal error (boom). Try again later."),
+        (4001, "custom", "The connection was closed by the server (code 4001: custom)."),
+        (4001, "", "The connection was closed by the server (code 4001)."),
+        (None, None, "The connection to the agent was lost. Check your network and start again."),
+        (1006, "", "The connection to the agent was lost. Check your network and start again."),
+    ],
+)
+def test_each_close_code_has_its_sentence(code: int | None, reason: str | None, said: str) -> None:
+    assert close_sentence(code, reason) == said
 
 
 def test_details() -> None:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.frames import mcp_tool_call
 from voicedesk.protocol.errors import DisconnectReason
 from voicedesk.protocol.events import (
     AgentAudio,
@@ -31,7 +32,10 @@ from voicedesk.protocol.machine import (
     ConversationCore,
     Disconnected,
     ErrorReported,
+    FeedbackChanged,
     LatencyMeasured,
+    McpApprovalClosed,
+    McpApprovalRequested,
     MetadataReceived,
     Mode,
     ModeChanged,
@@ -238,19 +242,23 @@ def test_playback_before_connected_does_not_change_mode() -> None:
     assert core.events_received() == []
 
 
+def audio_events(core: ConversationCore) -> list[AgentAudio]:
+    return [e for e in core.events_received() if isinstance(e, AgentAudio)]
+
+
 def test_interruption_filter_drops_strictly_older_audio_and_keeps_equal() -> None:
     core = connected_core()
     core.receive_frame(audio(3))
-    assert core.events_received() == [AgentAudio(b"\x00\x01", 3)]
+    assert audio_events(core) == [AgentAudio(b"\x00\x01", 3)]
     core.receive_frame(interruption(4))
     core.events_received()
     assert core.interruption_event_id == 4
     core.receive_frame(audio(3))  # stale: the reply the user cut off
     assert core.events_received() == []
     core.receive_frame(audio(4))  # the new reply
-    assert core.events_received() == [AgentAudio(b"\x00\x01", 4)]
+    assert audio_events(core) == [AgentAudio(b"\x00\x01", 4)]
     core.receive_frame(audio(None))  # no id: cannot be judged stale
-    assert core.events_received() == [AgentAudio(b"\x00\x01", None)]
+    assert audio_events(core) == [AgentAudio(b"\x00\x01", None)]
 
 
 def test_an_older_interruption_does_not_move_the_filter_back() -> None:
@@ -263,24 +271,50 @@ def test_an_older_interruption_does_not_move_the_filter_back() -> None:
     assert [e for e in core.events_received() if isinstance(e, AgentAudio)] == []
 
 
-def test_feedback_rates_the_latest_response_once() -> None:
+def test_feedback_rates_the_latest_agent_event_and_can_be_changed_or_cleared() -> None:
     core = connected_core()
     assert not core.can_send_feedback
     assert core.feedback_event_id is None
+    assert not core.send_feedback(like=True)
     core.receive_frame(agent_response("Hi", 3))
-    assert core.events_received() == [AgentResponse("Hi", 3), CanSendFeedbackChanged(True)]
+    assert core.events_received() == [
+        AgentResponse("Hi", 3),
+        CanSendFeedbackChanged(True),
+        FeedbackChanged(3, None),
+    ]
     core.receive_frame(agent_response("More", 5))
-    assert core.events_received() == [AgentResponse("More", 5)]
+    assert core.events_received() == [AgentResponse("More", 5), FeedbackChanged(5, None)]
     assert core.feedback_event_id == 5
     assert core.send_feedback(like=False)
     assert sent(core) == [{"type": "feedback", "score": "dislike", "event_id": 5}]
-    assert core.events_received() == [CanSendFeedbackChanged(False)]
-    assert not core.send_feedback(like=True)  # once
-    assert sent(core) == []
-    core.receive_frame(agent_response("Next", 7))  # the buttons come back
-    assert core.events_received() == [AgentResponse("Next", 7), CanSendFeedbackChanged(True)]
-    assert core.send_feedback(like=True)
-    assert sent(core) == [{"type": "feedback", "score": "like", "event_id": 7}]
+    assert core.events_received() == [FeedbackChanged(5, "dislike")]
+    assert core.feedback_rating == "dislike"
+    assert core.can_send_feedback, "the rating can still be changed"
+    assert core.send_feedback(like=True)  # changed
+    assert sent(core) == [{"type": "feedback", "score": "like", "event_id": 5}]
+    assert core.send_feedback(like=True)  # the chosen button again: cleared
+    assert sent(core) == [{"type": "feedback", "score": None, "event_id": 5}]
+    assert core.events_received() == [FeedbackChanged(5, "like"), FeedbackChanged(5, None)]
+    assert core.feedback_rating is None
+    assert not core.clear_feedback()  # nothing to clear
+    core.send_feedback(like=True)
+    assert core.clear_feedback()
+    assert sent(core)[-1] == {"type": "feedback", "score": None, "event_id": 5}
+
+
+def test_in_voice_the_latest_audio_kept_is_what_feedback_rates() -> None:
+    core = connected_core()
+    core.receive_frame(audio(2))
+    assert core.feedback_event_id == 2
+    core.send_feedback(like=True)
+    core.receive_frame(audio(4))
+    assert core.feedback_event_id == 4
+    assert core.feedback_rating is None
+    core.receive_frame(interruption(6))
+    core.receive_frame(audio(5))  # dropped as stale: not the latest kept
+    assert core.feedback_event_id == 4
+    core.receive_frame(agent_response("back", 2))  # an older event rated again: its rating
+    assert core.feedback_rating == "like"
 
 
 def test_response_without_event_id_cannot_be_rated() -> None:
@@ -417,18 +451,36 @@ def test_end_call_tool_response_is_the_agent_ending() -> None:
     assert event.details.close_code == 1000
 
 
-def test_other_agent_tools_and_failed_end_call_do_not_end() -> None:
+def test_other_agent_tools_do_not_end() -> None:
     core = connected_core()
-    for name, is_error in (("transfer_to_agent", False), ("end_call", True)):
+    for kind in ("agent_tool_response", "agent_tool_response_full_payload"):
         core.receive_frame(
             json.dumps(
                 {
-                    "type": "agent_tool_response",
-                    "agent_tool_response": {"tool_name": name, "is_error": is_error},
+                    "type": kind,
+                    kind: {"tool_name": "transfer_to_agent", "full_tool_result": "ok"},
                 }
             )
         )
     assert core.status is Status.CONNECTED
+
+
+@pytest.mark.parametrize("kind", ["agent_tool_response", "agent_tool_response_full_payload"])
+@pytest.mark.parametrize("is_error", [False, True])
+def test_end_call_in_either_form_ends_whatever_its_is_error(kind: str, is_error: bool) -> None:
+    core = connected_core()
+    core.receive_frame(
+        json.dumps(
+            {
+                "type": kind,
+                kind: {"tool_name": "end_call", "is_error": is_error, "full_tool_result": ""},
+            }
+        )
+    )
+    assert core.status is Status.DISCONNECTING
+    core.connection_closed(1000, "")
+    (event,) = [e for e in core.events_received() if isinstance(e, Disconnected)]
+    assert event.details.reason is DisconnectReason.AGENT
 
 
 def test_end_call_while_disconnecting_changes_nothing() -> None:
@@ -453,8 +505,8 @@ def test_end_call_while_disconnecting_changes_nothing() -> None:
         (1008, "Override for field 'voice_id' is not allowed", "refused the conversation"),
         (1011, "", "internal error"),
         (1011, "Conversation has exceeded maximum duration", "maximum duration"),
-        (4000, "custom", "closed by the server: custom"),
-        (4001, "", "closed by the server."),
+        (4000, "custom", "closed by the server (code 4000: custom)"),
+        (4001, "", "closed by the server (code 4001)."),
         (None, None, "lost"),
         (1006, "", "lost"),
     ],
@@ -470,38 +522,126 @@ def test_server_close_codes_become_error_details(
     assert event.details.close_code == code
 
 
-def test_error_event_ends_the_conversation_with_its_sentence() -> None:
+def error_frame(**body: Any) -> str:
+    return json.dumps({"type": "error", "error_event": body})
+
+
+def test_an_error_event_is_shown_and_the_server_close_ends_with_its_sentence() -> None:
     core = connected_core()
     core.receive_frame(
-        json.dumps(
-            {
-                "type": "error",
-                "error_event": {
-                    "code": 1008,
-                    "message": "var x missing",
-                    "error_type": "missing_dynamic_variable",
-                },
-            }
+        error_frame(
+            code=1008,
+            message="Missing required dynamic variables in first message: ['name']",
+            reason="Missing dynamic variable",
+            error_type="missing_dynamic_variable",
+            debug_message="stack…",
         )
     )
     events = core.events_received()
-    assert ServerError("var x missing", 1008, "missing_dynamic_variable") in events
     (reported,) = [e for e in events if isinstance(e, ErrorReported)]
-    assert reported.fatal
-    assert "--var" in reported.message
-    assert CloseRequested(1000, "Client closing after server error") in events
-    core.connection_closed(1008, "var x missing")
+    assert not reported.fatal
+    assert reported.message == "Missing required dynamic variables in first message: ['name']."
+    assert not any(isinstance(e, CloseRequested) for e in events), "the server closes, not us"
+    assert core.status is Status.CONNECTED
+    core.connection_closed(1008, "Missing dynamic variable")
     (event,) = [e for e in core.events_received() if isinstance(e, Disconnected)]
+    assert event.details.reason is DisconnectReason.ERROR
+    assert event.details.message == reported.message
     assert event.details.error_type == "missing_dynamic_variable"
     assert event.details.close_code == 1008
+    assert event.details.close_reason == "Missing dynamic variable"
+
+
+def test_an_error_event_with_only_code_and_reason_shows_the_reason() -> None:
+    core = connected_core()
+    core.receive_frame(error_frame(code=1002, reason="The LLM did not respond in time"))
+    (reported,) = [e for e in core.events_received() if isinstance(e, ErrorReported)]
+    assert reported.message == "The LLM did not respond in time."
+    core.receive_frame(agent_response("still here", 4))  # the conversation goes on
+    assert AgentResponse("still here", 4) in core.events_received()
+
+
+def test_an_error_then_a_normal_close_is_the_agent_ending() -> None:
+    core = connected_core()
+    core.receive_frame(error_frame(code=1002, error_type="llm_timeout"))
+    core.connection_closed(1000, "")
+    (event,) = [e for e in core.events_received() if isinstance(e, Disconnected)]
+    assert event.details.reason is DisconnectReason.AGENT
+
+
+def test_max_duration_error_ends_the_conversation_from_the_client() -> None:
+    core = connected_core()
+    core.receive_frame(error_frame(code=1000, error_type="max_duration_exceeded"))
+    events = core.events_received()
+    (reported,) = [e for e in events if isinstance(e, ErrorReported)]
+    assert reported.fatal
+    assert "maximum duration" in reported.message
+    assert CloseRequested(1000, "Client closing after server error") in events
+    core.connection_closed(1000, "")
+    (event,) = [e for e in core.events_received() if isinstance(e, Disconnected)]
+    assert event.details.error_type == "max_duration_exceeded"
 
 
 def test_error_event_while_disconnecting_is_only_passed_on() -> None:
     core = connected_core()
     core.end()
     core.events_received()
-    core.receive_frame(json.dumps({"type": "error", "error_event": {"message": "late"}}))
-    assert core.events_received() == [ServerError("late", None, None)]
+    core.receive_frame(error_frame(message="late"))
+    assert core.events_received() == [ServerError(None, "late")]
+
+
+def mcp_call(state: str, call_id: str = "m1", **extra: Any) -> str:
+    return json.dumps(mcp_tool_call(call_id, state, **extra))
+
+
+def test_mcp_approval_is_asked_once_and_answered_once() -> None:
+    core = connected_core()
+    core.receive_frame(mcp_call("awaiting_approval", approval_timeout_secs=30))
+    core.receive_frame(mcp_call("awaiting_approval", approval_timeout_secs=30))  # repeated
+    events = core.events_received()
+    asked = [e for e in events if isinstance(e, McpApprovalRequested)]
+    assert len(asked) == 1
+    assert asked[0].call.approval_timeout_s == 30
+    assert [c.tool_call_id for c in core.pending_approvals] == ["m1"]
+    assert core.send_mcp_approval("m1", approved=True)
+    assert sent(core) == [
+        {"type": "mcp_tool_approval_result", "tool_call_id": "m1", "is_approved": True}
+    ]
+    assert core.events_received() == [McpApprovalClosed("m1")]
+    assert not core.send_mcp_approval("m1", approved=False)  # answered already
+    assert not core.send_mcp_approval("other", approved=True)
+    assert sent(core) == []
+
+
+def test_mcp_approval_settled_by_the_server_or_the_end_closes_the_question() -> None:
+    core = connected_core()
+    core.receive_frame(mcp_call("awaiting_approval", "m1", approval_timeout_secs=5))
+    core.receive_frame(mcp_call("awaiting_approval", "m2", approval_timeout_secs=5))
+    core.receive_frame(mcp_call("failure", "m1", error_message="approval timed out"))
+    core.receive_frame(mcp_call("loading", "m3"))
+    events = core.events_received()
+    assert McpApprovalClosed("m1") in events
+    assert sum(isinstance(e, McpApprovalClosed) for e in events) == 1
+    core.connection_closed(1006, None)
+    events = core.events_received()
+    assert McpApprovalClosed("m2") in events
+    assert events.index(McpApprovalClosed("m2")) < next(
+        i for i, e in enumerate(events) if isinstance(e, Disconnected)
+    )
+
+
+def test_multimodal_message_and_context_ids() -> None:
+    core = connected_core()
+    assert core.send_multimodal_message("look", "file_1")
+    assert core.send_contextual_update("Cart: 2", "cart")
+    assert sent(core) == [
+        {
+            "type": "multimodal_message",
+            "text": {"type": "user_message", "text": "look"},
+            "file": {"type": "file_input", "file_id": "file_1"},
+        },
+        {"type": "contextual_update", "text": "Cart: 2", "context_id": "cart"},
+    ]
 
 
 def test_malformed_frames_are_reported_once_and_the_conversation_goes_on() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import urllib.request
 from typing import Any
@@ -11,23 +12,37 @@ from typing import Any
 import pytest
 
 from tests.conftest import scaled
+from tests.frames import mcp_tool_call
 from tests.session.helpers import LoopTicks, RecordingAudioPort, make
 from voicedesk import __version__
 from voicedesk.localagent import AgentConfig, LocalAgentServer, VoiceKind
+from voicedesk.protocol.catalog import DEFAULT_CLIENT_EVENTS
 from voicedesk.protocol.errors import DisconnectReason
-from voicedesk.protocol.events import AgentResponse, ClientToolCall, VadScore
+from voicedesk.protocol.events import (
+    AgentResponse,
+    ClientToolCall,
+    McpConnectionStatus,
+    McpToolCall,
+    VadScore,
+)
 from voicedesk.protocol.machine import (
     CanSendFeedbackChanged,
     Connected,
     Disconnected,
     ErrorReported,
     LatencyMeasured,
+    McpApprovalRequested,
     Mode,
     ModeChanged,
     Status,
     StatusChanged,
 )
-from voicedesk.session import AudioUnavailable, ToolCallFinished, ToolCallStarted
+from voicedesk.session import (
+    AgentTypingChanged,
+    AudioUnavailable,
+    ToolCallFinished,
+    ToolCallStarted,
+)
 from voicedesk.tools import ClientTool, ToolDefinition, ToolOutcome, ToolRegistry
 
 
@@ -77,9 +92,12 @@ async def test_text_conversation_every_message_both_ways(agent: LocalAgentServer
     assert conv.can_send_feedback
 
     assert conv.send_feedback(like=True)
-    assert not conv.can_send_feedback
-    await session.wait_for(lambda s: bool(s.feedback))
-    assert session.feedback == [("like", greeting.event_id)]
+    assert conv.feedback_rating == "like"
+    assert conv.can_send_feedback, "the rating can be changed"
+    assert conv.send_feedback(like=True)  # pressed again: cleared
+    assert conv.feedback_rating is None
+    await session.wait_for(lambda s: len(s.feedback) == 2)
+    assert session.feedback == [("like", greeting.event_id), (None, greeting.event_id)]
 
     assert conv.send_user_activity()
     assert conv.send_contextual_update("User opened settings")
@@ -181,6 +199,25 @@ async def test_private_agent_with_api_key_gets_a_signed_url() -> None:
         await rec.wait_for(AgentResponse)
         await conv.end()
         assert rec.disconnect().details.reason is DisconnectReason.USER
+    finally:
+        await server.stop()
+
+
+async def test_the_signed_url_is_asked_for_the_agents_environment_and_branch() -> None:
+    server = await server_with(api_key="sk_test_private_key_123")
+    try:
+        conv, _ = make(
+            server.http_url,
+            api_key="sk_test_private_key_123",
+            environment="staging",
+            branch_id="agtbrch_7",
+        )
+        assert await conv.start()
+        (query,) = server.signed_url_queries
+        assert query["agent_id"] == ["demo"]
+        assert query["environment"] == ["staging"]
+        assert query["branch_id"] == ["agtbrch_7"]
+        await conv.end()
     finally:
         await server.stop()
 
@@ -374,7 +411,7 @@ async def test_a_missing_dynamic_variable_is_explained() -> None:
         assert not await conv.start()
         details = rec.disconnect().details
         assert details.error_type == "missing_dynamic_variable"
-        assert "--var" in details.message
+        assert "user_name" in details.message  # the agent's own words: which variable
     finally:
         await server.stop()
 
@@ -433,20 +470,32 @@ async def test_the_agent_hangs_up(agent: LocalAgentServer) -> None:
     assert await rec.wait_for(AgentResponse, lambda e: "Goodbye" in e.text)
 
 
-async def test_an_error_event_ends_with_its_sentence(agent: LocalAgentServer) -> None:
+async def test_an_error_event_is_shown_and_the_servers_close_ends_with_it(
+    agent: LocalAgentServer,
+) -> None:
     conv, rec = make(agent.http_url)
     assert await conv.start()
-    await agent.sessions[0].send(
-        {
-            "type": "error",
-            "error_event": {"code": 1002, "message": "LLM slow", "error_type": "llm_timeout"},
-        }
+    session = agent.sessions[0]
+    await session.send(
+        {"type": "error", "error_event": {"code": 1002, "reason": "The LLM is slow right now"}}
     )
+    reported = await rec.wait_for(ErrorReported)
+    assert reported.message == "The LLM is slow right now."
+    assert not reported.fatal
+    # The conversation goes on: an error event alone does not end it.
+    conv.send_user_message("hello")
+    await rec.wait_for(AgentResponse, lambda e: e.text.startswith("Hello!"))
+    assert conv.status is Status.CONNECTED
+    await session.send(
+        {"type": "error", "error_event": {"code": 1002, "error_type": "llm_timeout"}}
+    )
+    await rec.wait_for(ErrorReported, lambda e: e.error_type == "llm_timeout")
+    await session.close(1002, "LLM timeout")
     details = await asyncio.wait_for(conv.wait_disconnected(), scaled(3))
     assert details is not None
     assert details.error_type == "llm_timeout"
     assert "language model took too long" in details.message
-    assert rec.of_type(ErrorReported)[0].fatal
+    assert details.close_code == 1002
 
 
 async def test_the_maximum_duration() -> None:
@@ -736,6 +785,188 @@ async def test_audio_failure_mid_call_falls_back_to_text(agent: LocalAgentServer
     assert port.stopped == 0  # already gone: not stopped twice
 
 
+async def test_mcp_tools_are_approved_denied_or_timed_out_by_the_approver(
+    agent: LocalAgentServer,
+) -> None:
+    asked: list[McpToolCall] = []
+    answers = {"m_yes": True, "m_no": False}
+
+    async def approver(call: McpToolCall) -> bool:
+        asked.append(call)
+        if call.tool_call_id == "m_never":
+            await asyncio.Event().wait()  # the user never answers
+        return answers[call.tool_call_id]
+
+    conv, _ = make(agent.http_url)
+    conv.approver = approver
+    assert await conv.start()
+    session = agent.sessions[0]
+    for call_id, timeout in (("m_yes", 30), ("m_no", 30), ("m_never", 1)):
+        await session.send(
+            mcp_tool_call(call_id, "awaiting_approval", approval_timeout_secs=timeout)
+        )
+    await session.wait_for(
+        lambda s: len(s.messages_of_type("mcp_tool_approval_result")) == 3, timeout=scaled(5)
+    )
+    results = {
+        m["tool_call_id"]: m["is_approved"]
+        for m in session.messages_of_type("mcp_tool_approval_result")
+    }
+    assert results == {"m_yes": True, "m_no": False, "m_never": False}
+    assert [c.tool_name for c in asked] == ["send_email"] * 3
+    assert conv.pending_approvals == ()
+    await conv.end()
+
+
+async def test_an_mcp_call_settled_before_the_user_answers_withdraws_the_question(
+    agent: LocalAgentServer,
+) -> None:
+    cancelled = asyncio.Event()
+
+    async def approver(call: McpToolCall) -> bool:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        return True  # pragma: no cover - never reached
+
+    conv, rec = make(agent.http_url)
+    conv.approver = approver
+    assert await conv.start()
+    session = agent.sessions[0]
+    await session.send(mcp_tool_call("m1", "awaiting_approval", approval_timeout_secs=30))
+    await rec.wait_for(McpApprovalRequested)
+    await session.send(mcp_tool_call("m1", "failure", error_message="approval timed out"))
+    await asyncio.wait_for(cancelled.wait(), scaled(3))
+    assert session.messages_of_type("mcp_tool_approval_result") == []
+    await conv.end()
+
+
+async def test_without_an_approver_mcp_calls_are_denied(agent: LocalAgentServer) -> None:
+    conv, _ = make(agent.http_url)
+    assert await conv.start()
+    session = agent.sessions[0]
+    await session.send(mcp_tool_call("m1", "awaiting_approval", approval_timeout_secs=30))
+    await session.wait_for(
+        lambda s: bool(s.messages_of_type("mcp_tool_approval_result")), timeout=scaled(3)
+    )
+    assert session.messages_of_type("mcp_tool_approval_result")[0]["is_approved"] is False
+    assert conv.approve_mcp_tool("m1", True) is False  # answered already
+    await conv.end()
+
+
+async def test_the_user_can_answer_an_approval_directly(agent: LocalAgentServer) -> None:
+    async def approver(call: McpToolCall) -> bool:
+        await asyncio.Event().wait()
+        return False  # pragma: no cover - never reached
+
+    conv, rec = make(agent.http_url)
+    conv.approver = approver
+    assert await conv.start()
+    session = agent.sessions[0]
+    await session.send(mcp_tool_call("m1", "awaiting_approval", approval_timeout_secs=30))
+    await rec.wait_for(McpApprovalRequested)
+    assert conv.approve_mcp_tool("m1", True)
+    await session.wait_for(
+        lambda s: bool(s.messages_of_type("mcp_tool_approval_result")), timeout=scaled(3)
+    )
+    assert session.messages_of_type("mcp_tool_approval_result") == [
+        {"type": "mcp_tool_approval_result", "tool_call_id": "m1", "is_approved": True}
+    ]
+    await conv.end()
+
+
+async def test_agent_typing_shows_and_clears_by_its_duration_or_the_reply(
+    agent: LocalAgentServer,
+) -> None:
+    conv, rec = make(agent.http_url)
+    assert await conv.start()
+    session = agent.sessions[0]
+    await session.send(
+        {"type": "agent_typing", "agent_typing_event": {"is_typing": True, "duration_ms": 200}}
+    )
+    await rec.wait_for(AgentTypingChanged, lambda e: e.is_typing)
+    assert conv.is_agent_typing
+    await rec.wait_for(AgentTypingChanged, lambda e: not e.is_typing, timeout=2)
+    await session.send({"type": "agent_typing", "agent_typing_event": {"is_typing": True}})
+    await asyncio.sleep(0.05)
+    assert conv.is_agent_typing
+    conv.send_user_message("hello")
+    await rec.wait_for(AgentResponse, lambda e: e.text.startswith("Hello!"))
+    assert not conv.is_agent_typing
+    await session.send({"type": "agent_typing", "agent_typing_event": {"is_typing": True}})
+    await asyncio.sleep(0.05)
+    await conv.end()
+    assert not conv.is_agent_typing, "the end clears it"
+
+
+async def test_end_call_in_the_full_payload_form_is_the_agent_hanging_up(
+    agent: LocalAgentServer,
+) -> None:
+    conv, _ = make(agent.http_url)
+    assert await conv.start()
+    await agent.sessions[0].send(
+        {
+            "type": "agent_tool_response_full_payload",
+            "agent_tool_response_full_payload": {
+                "tool_name": "end_call",
+                "tool_call_id": "e1",
+                "tool_type": "system",
+                "is_error": True,
+                "is_called": True,
+                "event_id": 3,
+                "full_tool_result": "",
+            },
+        }
+    )
+    details = await asyncio.wait_for(conv.wait_disconnected(), scaled(3))
+    assert details is not None
+    assert details.reason is DisconnectReason.AGENT
+
+
+async def test_every_override_reaches_the_agent(agent: LocalAgentServer) -> None:
+    conv, _ = make(
+        agent.http_url,
+        prompt="Be brief.",
+        llm="gemini-2.0-flash",
+        first_message="Yo {{platform}}",
+        language="de",
+        voice_id="v1",
+        tts_speed=1.1,
+        tts_stability=0.3,
+        tts_similarity_boost=0.8,
+        asr_keywords=("voicedesk",),
+        client_events=("audio", "agent_response", "vad_score"),
+        custom_llm_extra_body={"temperature": 0.1},
+        environment="staging",
+        branch_id="b1",
+    )
+    assert await conv.start()
+    session = agent.sessions[0]
+    initiation = session.initiation
+    assert initiation is not None
+    assert initiation["conversation_config_override"] == {
+        "agent": {
+            "prompt": {"prompt": "Be brief.", "llm": "gemini-2.0-flash"},
+            "first_message": "Yo {{platform}}",
+            "language": "de",
+        },
+        "tts": {"voice_id": "v1", "speed": 1.1, "stability": 0.3, "similarity_boost": 0.8},
+        "asr": {"keywords": ["voicedesk"]},
+        "conversation": {
+            "text_only": True,
+            # Asked for on top of the defaults the client needs.
+            "client_events": [*DEFAULT_CLIENT_EVENTS, "vad_score"],
+        },
+    }
+    assert initiation["custom_llm_extra_body"] == {"temperature": 0.1}
+    request = session.ws.request
+    assert request is not None
+    assert "environment=staging" in request.path
+    assert "branch_id=b1" in request.path
+    await conv.end()
+
+
 async def test_vad_scores_reach_listeners(agent: LocalAgentServer) -> None:
     conv, rec = make(agent.http_url)
     assert await conv.start()
@@ -775,4 +1006,44 @@ async def test_typing_sends_user_activity_a_few_times_a_second(agent: LocalAgent
     await asyncio.sleep(0.35)
     assert conv.user_typing()
     await session.wait_for(lambda s: s.user_activity_count == 2, timeout=scaled(5))
+    await conv.end()
+
+
+async def test_context_usage_and_mcp_connection_status_go_to_the_log(
+    agent: LocalAgentServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="voicedesk.session.conversation")
+    conv, rec = make(agent.http_url)
+    assert await conv.start()
+    session = agent.sessions[0]
+    await session.send(
+        {
+            "type": "context_usage",
+            "context_usage_event": {
+                "event_id": 3,
+                "model": "gemini",
+                "context_tokens": 1200,
+                "context_limit_tokens": 32000,
+            },
+        }
+    )
+    await session.send(
+        {
+            "type": "mcp_connection_status",
+            "mcp_connection_status": {
+                "integrations": [
+                    {
+                        "integration_id": "crm",
+                        "integration_type": "mcp_server",
+                        "is_connected": False,
+                        "tool_count": 0,
+                    }
+                ]
+            },
+        }
+    )
+    await rec.wait_for(McpConnectionStatus)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "context usage: 1200 of 32000 tokens (gemini)" in messages
+    assert "MCP mcp_server crm: NOT connected, 0 tools" in messages
     await conv.end()

@@ -27,8 +27,17 @@ from voicedesk.session.endpoints import (
             "wss://api.elevenlabs.io/v1/convai/conversation?agent_id=a1&source=voicedesk&version=1.0",
         ),
         (
+            # As @elevenlabs/client: "us" is the global host (README, "Regions").
             "us",
-            "wss://api.us.elevenlabs.io/v1/convai/conversation?agent_id=a1&source=voicedesk&version=1.0",
+            "wss://api.elevenlabs.io/v1/convai/conversation?agent_id=a1&source=voicedesk&version=1.0",
+        ),
+        (
+            "global",
+            "wss://api.elevenlabs.io/v1/convai/conversation?agent_id=a1&source=voicedesk&version=1.0",
+        ),
+        (
+            "sg",
+            "wss://api.sg.residency.elevenlabs.io/v1/convai/conversation?agent_id=a1&source=voicedesk&version=1.0",
         ),
         (
             "EU",
@@ -58,6 +67,17 @@ from voicedesk.session.endpoints import (
 )
 def test_websocket_url_from_the_base_url(server_url: str, expected: str) -> None:
     assert conversation_url(server_url, "a1", "voicedesk", "1.0") == expected
+
+
+def test_environment_and_branch_go_on_the_websocket_url_when_set() -> None:
+    url = conversation_url(
+        "eu", "a1", "voicedesk", "1.0", environment="staging", branch_id="agtbrch_1"
+    )
+    assert url == (
+        "wss://api.eu.residency.elevenlabs.io/v1/convai/conversation?agent_id=a1"
+        "&source=voicedesk&version=1.0&environment=staging&branch_id=agtbrch_1"
+    )
+    assert "environment" not in conversation_url("global", "a1", "voicedesk", "1.0", environment="")
 
 
 @pytest.mark.parametrize(

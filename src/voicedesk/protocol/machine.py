@@ -41,9 +41,13 @@ from voicedesk.protocol.events import (
     ContextualUpdate,
     ConversationInitiationMetadata,
     Feedback,
+    FeedbackScore,
     InitiationClientData,
     Interruption,
     MalformedFrame,
+    McpToolApprovalResult,
+    McpToolCall,
+    MultimodalMessage,
     Ping,
     Pong,
     ServerError,
@@ -60,6 +64,9 @@ logger = logging.getLogger(__name__)
 AGENT_ENDED_REASON = "Agent ended conversation"
 SERVER_ERROR_REASON = "Client closing after server error"
 END_CALL_TOOL = "end_call"
+#: The one error type after which the official client ends the conversation itself;
+#: for every other error event it waits for the server's close (``convai-protocol.md``).
+CLIENT_ENDS_ON_ERROR_TYPES = frozenset({"max_duration_exceeded"})
 
 
 class Status(StrEnum):
@@ -90,6 +97,31 @@ class CanSendFeedbackChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedbackChanged:
+    """What a like/dislike would rate now (``event_id``, the latest agent event) and its
+    current rating (``None``: not rated). Sent when either changes."""
+
+    event_id: int | None
+    rating: FeedbackScore | None
+
+
+@dataclass(frozen=True, slots=True)
+class McpApprovalRequested:
+    """An MCP tool call waits for the user's approval: answer it with
+    :meth:`ConversationCore.send_mcp_approval` within ``call.approval_timeout_s``."""
+
+    call: McpToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class McpApprovalClosed:
+    """The approval of ``tool_call_id`` is no longer wanted (answered, settled by the
+    server, or the conversation ended): a prompt asking for it should go away."""
+
+    tool_call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class MetadataReceived:
     """The formats are known: the driver starts audio now, then calls ``audio_ready()``."""
 
@@ -117,7 +149,8 @@ class LatencyMeasured:
 
 @dataclass(frozen=True, slots=True)
 class ErrorReported:
-    """A sentence for the user. ``fatal`` errors also end the conversation."""
+    """A sentence for the user. ``fatal``: the client ends the conversation because of it;
+    otherwise the conversation goes on until the server closes it (if it does)."""
 
     message: str
     error_type: str | None = None
@@ -137,6 +170,9 @@ CoreEvent = (
     | StatusChanged
     | ModeChanged
     | CanSendFeedbackChanged
+    | FeedbackChanged
+    | McpApprovalRequested
+    | McpApprovalClosed
     | MetadataReceived
     | Connected
     | Disconnected
@@ -163,9 +199,12 @@ class ConversationCore:
         self._user_input_format: AudioFormat | None = None
         self._interruption_event_id: int | None = None
         self._feedback_event_id: int | None = None
-        self._last_rated_event_id: int | None = None
+        self._ratings: dict[int, FeedbackScore] = {}
+        self._shown_feedback: tuple[int | None, FeedbackScore | None] = (None, None)
         self._pending_tool_calls: dict[str, ClientToolCall] = {}
+        self._pending_approvals: dict[str, McpToolCall] = {}
         self._ending: DisconnectDetails | None = None
+        self._last_error: DisconnectDetails | None = None
         self._malformed_reported = False
 
     # ------------------------------------------------------------------ state, read-only
@@ -196,16 +235,25 @@ class ConversationCore:
 
     @property
     def can_send_feedback(self) -> bool:
-        return (
-            self._status is Status.CONNECTED
-            and self._feedback_event_id is not None
-            and self._feedback_event_id != self._last_rated_event_id
-        )
+        """Connected, with an agent event to rate (newest official client: any number of
+        times; the rating can be changed or cleared)."""
+        return self._status is Status.CONNECTED and self._feedback_event_id is not None
 
     @property
     def feedback_event_id(self) -> int | None:
-        """The ``event_id`` a like/dislike would rate now, or ``None``."""
+        """The ``event_id`` a like/dislike would rate now (the latest agent event), or ``None``."""
         return self._feedback_event_id if self.can_send_feedback else None
+
+    @property
+    def feedback_rating(self) -> FeedbackScore | None:
+        """The current rating of the latest agent event, ``None`` when it has none."""
+        event_id = self.feedback_event_id
+        return self._ratings.get(event_id) if event_id is not None else None
+
+    @property
+    def pending_approvals(self) -> tuple[McpToolCall, ...]:
+        """MCP tool calls waiting for the user's approval, oldest first."""
+        return tuple(self._pending_approvals.values())
 
     @property
     def interruption_event_id(self) -> int | None:
@@ -260,12 +308,20 @@ class ConversationCore:
         """The socket is closed (``code`` ``None``: lost without a close frame)."""
         if self._status is Status.DISCONNECTED:
             return
-        details = self._ending or details_for_server_close(code, reason)
+        details = self._ending or self._error_close(code, reason)
         if details.close_code is None and code is not None:
             details = DisconnectDetails(
                 details.reason, details.message, code, reason, details.error_type
             )
         self._finish(details)
+
+    def _error_close(self, code: int | None, reason: str | None) -> DisconnectDetails:
+        """Details of a close the client did not ask for: an error event just before a
+        close that is not a normal end says best what went wrong."""
+        error = self._last_error
+        if error is not None and code not in (None, NORMAL_CLOSURE):
+            return DisconnectDetails(error.reason, error.message, code, reason, error.error_type)
+        return details_for_server_close(code, reason)
 
     def start_failed(self, message: str) -> None:
         """Starting failed before a conversation existed (auth, DNS, refused, timeout)."""
@@ -299,21 +355,48 @@ class ConversationCore:
     def send_user_message(self, text: str) -> bool:
         return self._send_if_connected(UserMessage(text))
 
-    def send_contextual_update(self, text: str) -> bool:
-        return self._send_if_connected(ContextualUpdate(text))
+    def send_contextual_update(self, text: str, context_id: str | None = None) -> bool:
+        """Background for the agent; with ``context_id`` only the latest update of that
+        id stays in the agent's context."""
+        return self._send_if_connected(ContextualUpdate(text, context_id))
 
     def send_user_activity(self) -> bool:
         return self._send_if_connected(UserActivity())
 
     def send_feedback(self, like: bool) -> bool:
-        """Rate the latest agent response, once. ``False`` when not eligible."""
+        """Rate the latest agent event. Pressing the rating it already has clears it
+        (``score: null``), as the newest official client does. ``False`` when there is
+        nothing to rate."""
+        score: FeedbackScore = "like" if like else "dislike"
+        return self._rate(None if self.feedback_rating == score else score)
+
+    def clear_feedback(self) -> bool:
+        """Clear the latest agent event's rating; ``False`` when it has none."""
+        return self.feedback_rating is not None and self._rate(None)
+
+    def _rate(self, score: FeedbackScore | None) -> bool:
         event_id = self.feedback_event_id
         if event_id is None:
             return False
-        self._queue(Feedback("like" if like else "dislike", event_id))
-        self._last_rated_event_id = event_id
-        self._events.append(CanSendFeedbackChanged(False))
+        self._queue(Feedback(score, event_id))
+        if score is None:
+            self._ratings.pop(event_id, None)
+        else:
+            self._ratings[event_id] = score
+        self._update_feedback(True)
         return True
+
+    def send_mcp_approval(self, tool_call_id: str, approved: bool) -> bool:
+        """Answer an MCP tool call awaiting approval. ``False`` when it is not waiting
+        (answered, settled, or the conversation is over)."""
+        if self._pending_approvals.pop(tool_call_id, None) is None:
+            return False
+        self._events.append(McpApprovalClosed(tool_call_id))
+        return self._send_if_connected(McpToolApprovalResult(tool_call_id, approved))
+
+    def send_multimodal_message(self, text: str | None, file_id: str | None) -> bool:
+        """Text with a file uploaded earlier through the REST API (its ``file_id``)."""
+        return self._send_if_connected(MultimodalMessage(text, file_id))
 
     def send_tool_result(self, tool_call_id: str, result: str, *, is_error: bool) -> bool:
         """Answer a pending tool call. ``False`` if it is not pending (answered, or ended)."""
@@ -347,8 +430,12 @@ class ConversationCore:
                 self._on_tool_call(event)
             case AgentToolResponse():
                 self._events.append(event)
-                if event.tool_name == END_CALL_TOOL and not event.is_error:
+                # Whatever its is_error says, and in either form (reference, "Disconnect
+                # details"): the agent hung up.
+                if event.tool_name == END_CALL_TOOL:
                     self._agent_ended()
+            case McpToolCall():
+                self._on_mcp_tool_call(event)
             case ServerError():
                 self._on_server_error(event)
             case MalformedFrame():
@@ -387,12 +474,18 @@ class ConversationCore:
             )
             return
         self._events.append(event)
+        self._latest_agent_event(event.event_id)
 
     def _on_agent_response(self, event: AgentResponse) -> None:
-        if event.event_id is None:
+        self._latest_agent_event(event.event_id)
+
+    def _latest_agent_event(self, event_id: int | None) -> None:
+        """Feedback rates the latest agent event: the last response, or in voice the last
+        audio chunk kept (reference, "Feedback")."""
+        if event_id is None or event_id == self._feedback_event_id:
             return
         was = self.can_send_feedback
-        self._feedback_event_id = event.event_id
+        self._feedback_event_id = event_id
         self._update_feedback(was)
 
     def _on_interruption(self, event: Interruption) -> None:
@@ -416,16 +509,41 @@ class ConversationCore:
         self._pending_tool_calls[event.tool_call_id] = event
         self._events.append(event)
 
+    def _on_mcp_tool_call(self, event: McpToolCall) -> None:
+        self._events.append(event)
+        call_id = event.tool_call_id
+        if event.state == "awaiting_approval":
+            if call_id not in self._pending_approvals:
+                self._pending_approvals[call_id] = event
+                self._events.append(McpApprovalRequested(event))
+        elif self._pending_approvals.pop(call_id, None) is not None:
+            self._events.append(McpApprovalClosed(call_id))
+
     def _on_server_error(self, event: ServerError) -> None:
-        sentence = server_error_sentence(event.message, event.error_type)
+        # debug_message and details are for the log only (reference, "Close codes and errors").
+        logger.warning(
+            "agent error event: code %s, type %s, debug %r, details %r",
+            event.code,
+            event.error_type,
+            event.debug_message,
+            event.details,
+        )
+        sentence = server_error_sentence(
+            event.message, reason=event.reason, error_type=event.error_type
+        )
         self._events.append(event)
         if self._status not in (Status.CONNECTING, Status.CONNECTED):
             return
-        self._events.append(ErrorReported(sentence, event.error_type, fatal=True))
         details = DisconnectDetails(
-            DisconnectReason.ERROR, sentence, event.code, event.message, event.error_type
+            DisconnectReason.ERROR, sentence, event.code, event.reason, event.error_type
         )
-        self._begin_end(details, NORMAL_CLOSURE, SERVER_ERROR_REASON)
+        fatal = event.error_type in CLIENT_ENDS_ON_ERROR_TYPES
+        self._events.append(ErrorReported(sentence, event.error_type, fatal=fatal))
+        if fatal:
+            self._begin_end(details, NORMAL_CLOSURE, SERVER_ERROR_REASON)
+        else:
+            # The server's close ends the conversation; its details then tell this error.
+            self._last_error = details
 
     def _on_malformed(self, event: MalformedFrame) -> None:
         logger.warning("ignoring malformed frame (%s): %s", event.reason, event.excerpt)
@@ -467,6 +585,9 @@ class ConversationCore:
         self._events.append(StatusChanged(Status.DISCONNECTED))
         if had_feedback:
             self._events.append(CanSendFeedbackChanged(False))
+            self._events.append(FeedbackChanged(None, None))
+        for call_id in self._pending_approvals:
+            self._events.append(McpApprovalClosed(call_id))
         self._events.append(Disconnected(details))
         self._reset_conversation()
 
@@ -497,3 +618,7 @@ class ConversationCore:
         now = self.can_send_feedback
         if now != was:
             self._events.append(CanSendFeedbackChanged(now))
+        shown = (self.feedback_event_id, self.feedback_rating)
+        if shown != self._shown_feedback:
+            self._shown_feedback = shown
+            self._events.append(FeedbackChanged(*shown))

@@ -13,29 +13,46 @@ import binascii
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 from voicedesk.protocol.events import (
     AgentAudio,
     AgentChatResponsePart,
+    AgentReasoningResponsePart,
     AgentResponse,
     AgentResponseCorrection,
+    AgentToolRequest,
     AgentToolResponse,
+    AgentTyping,
     Alignment,
+    AsrInitiationMetadata,
     ClientMessage,
     ClientToolCall,
     ClientToolResult,
     ContextualUpdate,
+    ContextUsage,
     ConversationInitiationMetadata,
+    ExternalAgentConnected,
+    ExternalAgentDisconnected,
+    Feedback,
+    GuardrailTriggered,
     InitiationClientData,
     Interruption,
     MalformedFrame,
+    McpConnectionStatus,
+    McpIntegrationStatus,
+    McpToolApprovalResult,
+    McpToolCall,
+    McpToolState,
+    MultimodalMessage,
     Ping,
     Pong,
+    RichContent,
     ServerError,
     ServerEvent,
     TentativeAgentResponse,
     TentativeUserTranscript,
+    TurnProbability,
     UnknownEvent,
     UserActivity,
     UserAudioChunk,
@@ -45,6 +62,7 @@ from voicedesk.protocol.events import (
 )
 
 _EXCERPT_CHARS = 120
+_MCP_STATES: tuple[McpToolState, ...] = get_args(McpToolState)
 
 
 class _Malformed(Exception):
@@ -90,9 +108,47 @@ def _int(container: Mapping[str, Any], key: str) -> int:
 
 def _bool(container: Mapping[str, Any], key: str, default: bool) -> bool:
     value = container.get(key, default)
+    if value is None:
+        return default
     if not isinstance(value, bool):
         raise _Malformed(f"{key!r} is not a boolean")
     return value
+
+
+def _optional_str(container: Mapping[str, Any], key: str) -> str | None:
+    value = container.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Malformed(f"{key!r} is not a string")
+    return value
+
+
+def _number(container: Mapping[str, Any], key: str) -> float:
+    value = container.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _Malformed(f"{key!r} is not a number")
+    return float(value)
+
+
+def _optional_object(container: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = container.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Malformed(f"{key!r} is not an object")
+    return value
+
+
+def _part_type(body: Mapping[str, Any]) -> Literal["start", "delta", "stop"]:
+    part_type = body.get("type", "delta")
+    if part_type == "start":
+        return "start"
+    if part_type == "delta":
+        return "delta"
+    if part_type == "stop":
+        return "stop"
+    raise _Malformed(f"unknown part type {part_type!r}")
 
 
 def _metadata(msg: Mapping[str, Any]) -> ServerEvent:
@@ -124,7 +180,7 @@ def _alignment(body: Mapping[str, Any]) -> Alignment | None:
 def _audio(msg: Mapping[str, Any]) -> ServerEvent:
     body = _object(msg, "audio_event")
     try:
-        audio = base64.b64decode(_str(body, "audio_base_64"), validate=True)
+        audio = base64.b64decode(_str(body, "audio_base_64", ""), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise _Malformed("'audio_base_64' is not valid base64") from exc
     return AgentAudio(
@@ -148,10 +204,17 @@ def _correction(msg: Mapping[str, Any]) -> ServerEvent:
 
 def _chat_part(msg: Mapping[str, Any]) -> ServerEvent:
     body = _object(msg, "text_response_part")
-    part_type = body.get("type", "delta")
-    if part_type not in ("start", "delta", "stop"):
-        raise _Malformed(f"unknown text_response_part type {part_type!r}")
-    return AgentChatResponsePart(_str(body, "text", ""), part_type, _optional_int(body, "event_id"))
+    return AgentChatResponsePart(
+        _str(body, "text", ""), _part_type(body), _optional_int(body, "event_id")
+    )
+
+
+def _reasoning_part(msg: Mapping[str, Any]) -> ServerEvent:
+    body = _object(msg, "reasoning_response_part")
+    # The contract gives this event id as a string; accept a number as well.
+    raw_id = body.get("event_id")
+    event_id = str(raw_id) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else ""
+    return AgentReasoningResponsePart(_str(body, "text", ""), _part_type(body), event_id)
 
 
 def _user_transcript(msg: Mapping[str, Any]) -> ServerEvent:
@@ -186,48 +249,155 @@ def _ping(msg: Mapping[str, Any]) -> ServerEvent:
 
 def _client_tool_call(msg: Mapping[str, Any]) -> ServerEvent:
     body = _object(msg, "client_tool_call")
-    parameters = body.get("parameters")
-    if parameters is None:
-        parameters = {}
-    if not isinstance(parameters, dict):
-        raise _Malformed("'parameters' is not an object")
     return ClientToolCall(
         tool_name=_str(body, "tool_name"),
         tool_call_id=_str(body, "tool_call_id"),
-        parameters=parameters,
+        parameters=_optional_object(body, "parameters"),
         event_id=_optional_int(body, "event_id"),
     )
 
 
 def _vad_score(msg: Mapping[str, Any]) -> ServerEvent:
-    body = _object(msg, "vad_score_event")
-    score = body.get("vad_score")
-    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
-        raise _Malformed("'vad_score' is not a number")
-    return VadScore(float(score))
+    return VadScore(_number(_object(msg, "vad_score_event"), "vad_score"))
 
 
-def _agent_tool_response(msg: Mapping[str, Any]) -> ServerEvent:
-    body = _object(msg, "agent_tool_response")
+def _rich_content(msg: Mapping[str, Any]) -> ServerEvent:
+    body = _object(msg, "rich_content")
+    return RichContent(
+        rich_content_id=_str(body, "rich_content_id", ""),
+        component=_str(body, "component"),
+        props=_optional_object(body, "props"),
+        event_id=_optional_int(body, "event_id"),
+    )
+
+
+def _agent_tool_request(msg: Mapping[str, Any]) -> ServerEvent:
+    body = _object(msg, "agent_tool_request")
+    return AgentToolRequest(
+        tool_name=_str(body, "tool_name"),
+        tool_call_id=_str(body, "tool_call_id", ""),
+        tool_type=_str(body, "tool_type", ""),
+        event_id=_optional_int(body, "event_id"),
+    )
+
+
+def _tool_response(body: Mapping[str, Any], full_result: str | None) -> AgentToolResponse:
     return AgentToolResponse(
         tool_name=_str(body, "tool_name"),
         tool_call_id=_str(body, "tool_call_id", ""),
         tool_type=_str(body, "tool_type", ""),
         is_error=_bool(body, "is_error", False),
         event_id=_optional_int(body, "event_id"),
+        is_called=_bool(body, "is_called", True),
+        is_blocked=_bool(body, "is_blocked", False),
+        full_result=full_result,
+        truncated=_bool(body, "truncated", False),
     )
 
 
+def _agent_tool_response(msg: Mapping[str, Any]) -> ServerEvent:
+    return _tool_response(_object(msg, "agent_tool_response"), None)
+
+
+def _agent_tool_response_full(msg: Mapping[str, Any]) -> ServerEvent:
+    body = _object(msg, "agent_tool_response_full_payload")
+    return _tool_response(body, _str(body, "full_tool_result", ""))
+
+
+def _mcp_state(body: Mapping[str, Any]) -> McpToolState:
+    state = body.get("state")
+    for known in _MCP_STATES:
+        if state == known:
+            return known
+    raise _Malformed(f"unknown MCP tool call state {state!r}")
+
+
+def _mcp_tool_call(msg: Mapping[str, Any]) -> ServerEvent:
+    body = _object(msg, "mcp_tool_call")
+    state = _mcp_state(body)
+    raw_result = body.get("result")
+    result: tuple[dict[str, Any], ...] = ()
+    if isinstance(raw_result, list):
+        result = tuple(block for block in raw_result if isinstance(block, dict))
+    elif raw_result is not None:
+        raise _Malformed("'result' is not a list")
+    return McpToolCall(
+        service_id=_str(body, "service_id", ""),
+        tool_call_id=_str(body, "tool_call_id"),
+        tool_name=_str(body, "tool_name"),
+        state=state,
+        parameters=_optional_object(body, "parameters"),
+        timestamp=_str(body, "timestamp", ""),
+        tool_description=_optional_str(body, "tool_description"),
+        approval_timeout_s=_optional_int(body, "approval_timeout_secs"),
+        result=result,
+        error_message=_optional_str(body, "error_message"),
+    )
+
+
+def _mcp_connection_status(msg: Mapping[str, Any]) -> ServerEvent:
+    body = _object(msg, "mcp_connection_status")
+    raw = body.get("integrations")
+    if not isinstance(raw, list):
+        raise _Malformed("'integrations' is not a list")
+    integrations = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise _Malformed("an MCP integration is not an object")
+        integrations.append(
+            McpIntegrationStatus(
+                integration_id=_str(item, "integration_id"),
+                integration_type=_str(item, "integration_type", ""),
+                is_connected=_bool(item, "is_connected", False),
+                tool_count=_optional_int(item, "tool_count") or 0,
+            )
+        )
+    return McpConnectionStatus(tuple(integrations))
+
+
+def _context_usage(msg: Mapping[str, Any]) -> ServerEvent:
+    body = _object(msg, "context_usage_event")
+    return ContextUsage(
+        event_id=_optional_int(body, "event_id"),
+        model=_str(body, "model", ""),
+        context_tokens=_int(body, "context_tokens"),
+        context_limit_tokens=_int(body, "context_limit_tokens"),
+    )
+
+
+def _asr_metadata(msg: Mapping[str, Any]) -> ServerEvent:
+    return AsrInitiationMetadata(_optional_object(msg, "asr_initiation_metadata_event"))
+
+
+def _turn_probability(msg: Mapping[str, Any]) -> ServerEvent:
+    body = _object(msg, "turn_probability_internal_event")
+    return TurnProbability(_number(body, "turn_probability"))
+
+
+def _agent_typing(msg: Mapping[str, Any]) -> ServerEvent:
+    body = _object(msg, "agent_typing_event")
+    return AgentTyping(_bool(body, "is_typing", False), _optional_int(body, "duration_ms"))
+
+
 def _error(msg: Mapping[str, Any]) -> ServerEvent:
+    # Lenient on purpose: an error must reach the user even when it is not well formed.
     body = msg.get("error_event")
     if not isinstance(body, dict):
         body = msg
-    message = body.get("message")
-    error_type = body.get("error_type")
+
+    def text(key: str) -> str | None:
+        value = body.get(key)
+        return value if isinstance(value, str) and value.strip() else None
+
+    details = body.get("details")
+    code = body.get("code")
     return ServerError(
-        message=message if isinstance(message, str) else "",
-        code=_optional_int(body, "code"),
-        error_type=error_type if isinstance(error_type, str) else None,
+        code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+        message=text("message"),
+        reason=text("reason"),
+        error_type=text("error_type"),
+        debug_message=text("debug_message"),
+        details=details if isinstance(details, dict) else None,
     )
 
 
@@ -237,14 +407,27 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any]], ServerEvent]] = {
     "agent_response": _agent_response,
     "agent_response_correction": _correction,
     "agent_chat_response_part": _chat_part,
+    "agent_reasoning_response_part": _reasoning_part,
     "user_transcript": _user_transcript,
     "tentative_user_transcript": _tentative_user_transcript,
     "internal_tentative_agent_response": _tentative_agent_response,
     "interruption": _interruption,
     "ping": _ping,
     "client_tool_call": _client_tool_call,
-    "vad_score": _vad_score,
+    "rich_content": _rich_content,
+    "agent_tool_request": _agent_tool_request,
     "agent_tool_response": _agent_tool_response,
+    "agent_tool_response_full_payload": _agent_tool_response_full,
+    "mcp_tool_call": _mcp_tool_call,
+    "mcp_connection_status": _mcp_connection_status,
+    "vad_score": _vad_score,
+    "context_usage": _context_usage,
+    "asr_initiation_metadata": _asr_metadata,
+    "guardrail_triggered": lambda msg: GuardrailTriggered(),
+    "internal_turn_probability": _turn_probability,
+    "agent_typing": _agent_typing,
+    "external_agent_connected": lambda msg: ExternalAgentConnected(),
+    "external_agent_disconnected": lambda msg: ExternalAgentDisconnected(),
     "error": _error,
 }
 
@@ -274,22 +457,41 @@ def parse_server_frame(frame: str | bytes) -> ServerEvent:
 # --------------------------------------------------------------------------- serialization
 
 
+def _without_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None and v != {}}
+
+
 def _initiation(msg: InitiationClientData) -> dict[str, Any]:
     o = msg.overrides
-    agent: dict[str, Any] = {}
-    if o.prompt is not None:
-        agent["prompt"] = {"prompt": o.prompt}
-    if o.first_message is not None:
-        agent["first_message"] = o.first_message
-    if o.language is not None:
-        agent["language"] = o.language
-    override: dict[str, Any] = {}
-    if agent:
-        override["agent"] = agent
-    if o.voice_id is not None:
-        override["tts"] = {"voice_id": o.voice_id}
-    if o.text_only is not None:
-        override["conversation"] = {"text_only": o.text_only}
+    prompt = _without_none({"prompt": o.prompt, "llm": o.llm})
+    override = _without_none(
+        {
+            "agent": _without_none(
+                {
+                    "prompt": prompt or None,
+                    "first_message": o.first_message,
+                    "language": o.language,
+                }
+            ),
+            "tts": _without_none(
+                {
+                    "voice_id": o.voice_id,
+                    "speed": o.tts_speed,
+                    "stability": o.tts_stability,
+                    "similarity_boost": o.tts_similarity_boost,
+                }
+            ),
+            "asr": _without_none(
+                {"keywords": list(o.asr_keywords) if o.asr_keywords is not None else None}
+            ),
+            "conversation": _without_none(
+                {
+                    "text_only": o.text_only,
+                    "client_events": list(o.client_events) if o.client_events else None,
+                }
+            ),
+        }
+    )
     data: dict[str, Any] = {"type": "conversation_initiation_client_data"}
     if override:
         data["conversation_config_override"] = override
@@ -303,12 +505,12 @@ def _initiation(msg: InitiationClientData) -> dict[str, Any]:
 
 
 def to_json_dict(msg: ClientMessage) -> dict[str, Any]:
-    """The JSON object for one client message, as in ``convai-protocol.md``."""
+    """The JSON object for one client message, as the contract's catalog describes it."""
     match msg:
         case InitiationClientData():
             return _initiation(msg)
         case UserAudioChunk(audio=audio):
-            # The reference's only message without a "type" key.
+            # The contract's only message without a "type" key.
             return {"user_audio_chunk": base64.b64encode(audio).decode("ascii")}
         case Pong(event_id=event_id):
             return {"type": "pong", "event_id": event_id}
@@ -319,14 +521,31 @@ def to_json_dict(msg: ClientMessage) -> dict[str, Any]:
                 "result": msg.result,
                 "is_error": msg.is_error,
             }
+        case McpToolApprovalResult():
+            return {
+                "type": "mcp_tool_approval_result",
+                "tool_call_id": msg.tool_call_id,
+                "is_approved": msg.is_approved,
+            }
         case UserMessage(text=text):
             return {"type": "user_message", "text": text}
-        case ContextualUpdate(text=text):
-            return {"type": "contextual_update", "text": text}
+        case MultimodalMessage(text=text, file_id=file_id):
+            data: dict[str, Any] = {"type": "multimodal_message"}
+            if text is not None:
+                data["text"] = {"type": "user_message", "text": text}
+            if file_id is not None:
+                data["file"] = {"type": "file_input", "file_id": file_id}
+            return data
+        case ContextualUpdate(text=text, context_id=context_id):
+            update = {"type": "contextual_update", "text": text}
+            if context_id is not None:
+                update["context_id"] = context_id
+            return update
         case UserActivity():
             return {"type": "user_activity"}
-    # All that is left is Feedback (mypy checks the narrowing).
-    return {"type": "feedback", "score": msg.score, "event_id": msg.event_id}
+        case Feedback(score=score, event_id=event_id):
+            return {"type": "feedback", "score": score, "event_id": event_id}
+    raise TypeError(f"not a client message: {msg!r}")  # pragma: no cover - mypy checks
 
 
 def serialize(msg: ClientMessage) -> str:

@@ -1,8 +1,9 @@
 """The asyncio conversation: auth, websocket I/O, tools and audio around the protocol core."""
 
 from voicedesk.audio.port import AudioPort, AudioSink, AudioStartError
-from voicedesk.session.conversation import Conversation, ConversationOptions
+from voicedesk.session.conversation import Approver, Conversation, ConversationOptions
 from voicedesk.session.events import (
+    AgentTypingChanged,
     AudioNotice,
     AudioUnavailable,
     SessionEvent,
@@ -11,6 +12,8 @@ from voicedesk.session.events import (
 )
 
 __all__ = [
+    "AgentTypingChanged",
+    "Approver",
     "AudioNotice",
     "AudioPort",
     "AudioSink",

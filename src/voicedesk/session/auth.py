@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -29,9 +30,16 @@ def _error_code(body: Any) -> str | None:
 
 
 def fetch_signed_url_blocking(
-    server_url: str, agent_id: str, api_key: str, timeout_s: float
+    server_url: str,
+    agent_id: str,
+    api_key: str,
+    timeout_s: float,
+    *,
+    environment: str | None = None,
+    branch_id: str | None = None,
 ) -> str:
-    """Ask the REST API for a signed URL. Blocks: call it off the event loop."""
+    """Ask the REST API for a signed URL (for the agent's ``environment`` and
+    ``branch_id`` when set). Blocks: call it off the event loop."""
     # The SDK costs ~0.4 s to import; only private agents pay for it, and only here.
     import httpx
     from elevenlabs.client import ElevenLabs
@@ -39,7 +47,9 @@ def fetch_signed_url_blocking(
 
     client = ElevenLabs(api_key=api_key, base_url=http_base(server_url), timeout=timeout_s)
     try:
-        response = client.conversational_ai.conversations.get_signed_url(agent_id=agent_id)
+        response = client.conversational_ai.conversations.get_signed_url(
+            agent_id=agent_id, environment=environment or None, branch_id=branch_id or None
+        )
     except ApiError as exc:
         code = _error_code(exc.body)
         logger.warning("signed URL request failed: HTTP %s (%s)", exc.status_code, code)
@@ -60,8 +70,13 @@ def fetch_signed_url_blocking(
     return signed_url
 
 
-async def fetch_signed_url(server_url: str, agent_id: str, api_key: str, timeout_s: float) -> str:
-    """:func:`fetch_signed_url_blocking` in a worker thread."""
+async def fetch_signed_url(
+    server_url: str, agent_id: str, api_key: str, timeout_s: float, **deployment: str | None
+) -> str:
+    """:func:`fetch_signed_url_blocking` in a worker thread (``deployment``: its
+    ``environment`` and ``branch_id``)."""
     return await asyncio.to_thread(
-        fetch_signed_url_blocking, server_url, agent_id, api_key, timeout_s
+        functools.partial(
+            fetch_signed_url_blocking, server_url, agent_id, api_key, timeout_s, **deployment
+        )
     )

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,14 +23,21 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from voicedesk import __version__
 from voicedesk.audio.port import AudioPort, AudioStartError
 from voicedesk.concurrency import run_in_daemon_thread
+from voicedesk.protocol.catalog import DEFAULT_CLIENT_EVENTS
 from voicedesk.protocol.errors import DisconnectDetails
 from voicedesk.protocol.events import (
     AgentAudio,
+    AgentResponse,
+    AgentTyping,
     ClientToolCall,
     ConfigOverrides,
+    ContextUsage,
+    FeedbackScore,
     InitiationClientData,
     Interruption,
     JsonScalar,
+    McpConnectionStatus,
+    McpToolCall,
 )
 from voicedesk.protocol.machine import (
     CloseRequested,
@@ -38,6 +45,8 @@ from voicedesk.protocol.machine import (
     Disconnected,
     ErrorReported,
     LatencyMeasured,
+    McpApprovalClosed,
+    McpApprovalRequested,
     MetadataReceived,
     Mode,
     Status,
@@ -52,6 +61,7 @@ from voicedesk.session.endpoints import (
     platform_name,
 )
 from voicedesk.session.events import (
+    AgentTypingChanged,
     AudioNotice,
     AudioUnavailable,
     SessionEvent,
@@ -70,6 +80,14 @@ logger = logging.getLogger(__name__)
 SOURCE_NAME = "voicedesk"
 Listener = Callable[[SessionEvent], None]
 USER_ACTIVITY_INTERVAL_S = 0.3  # user_activity at most ~3 times a second while typing
+APPROVAL_MARGIN_S = 1.0  # answer an MCP approval this long before the server gives up
+#: The contract's default ``approval_timeout_secs``, for an MCP call that gives none.
+DEFAULT_APPROVAL_TIMEOUT_S = 300.0
+AGENT_TYPING_TIMEOUT_S = 30.0  # "typing…" without a duration clears after this long
+
+#: Asks the user whether an MCP tool call may run; ``True`` approves. It is cancelled
+#: when the question is no longer wanted; no answer in time counts as a denial.
+Approver = Callable[[McpToolCall], Awaitable[bool]]
 
 
 @dataclass(slots=True)
@@ -77,7 +95,11 @@ class ConversationOptions:
     """What a conversation connects to and how. Times in seconds.
 
     Exactly one of ``agent_id`` (public agent, or private with ``api_key``) and
-    ``signed_url`` is needed.
+    ``signed_url`` is needed. ``environment`` and ``branch_id`` pick the agent's
+    deployment. The overrides (``prompt`` … ``client_events``) are the contract's
+    ``conversation_config_override``; the agent must allow each one. ``client_events``
+    are asked for on top of the contract's defaults, which the client needs to work
+    (the metadata, pings, audio, transcripts), so asking for more never takes those away.
     """
 
     agent_id: str | None = None
@@ -86,9 +108,19 @@ class ConversationOptions:
     server_url: str = DEFAULT_SERVER_URL
     dynamic_variables: dict[str, JsonScalar] = field(default_factory=dict)
     user_id: str | None = None
+    environment: str | None = None
+    branch_id: str | None = None
+    prompt: str | None = None
+    llm: str | None = None
     first_message: str | None = None
     language: str | None = None
     voice_id: str | None = None
+    tts_speed: float | None = None
+    tts_stability: float | None = None
+    tts_similarity_boost: float | None = None
+    asr_keywords: tuple[str, ...] | None = None
+    client_events: tuple[str, ...] | None = None
+    custom_llm_extra_body: dict[str, Any] | None = None
     text_only: bool = False
     connect_timeout_s: float = 10.0
     metadata_timeout_s: float = 10.0
@@ -114,10 +146,15 @@ class Conversation:
         *,
         tools: ToolRegistry | None = None,
         audio: AudioPort | None = None,
+        approver: Approver | None = None,
     ) -> None:
         self.options = options
         self.tools = tools if tools is not None else ToolRegistry()
+        self.approver = approver
         self._audio = audio
+        self._approvals: dict[str, asyncio.Task[None]] = {}
+        self._agent_typing = False
+        self._typing_timer: asyncio.TimerHandle | None = None
         self._core = ConversationCore()
         self._listeners: list[Listener] = []
         self._ws: ClientConnection | None = None
@@ -160,6 +197,21 @@ class Conversation:
     @property
     def can_send_feedback(self) -> bool:
         return self._core.can_send_feedback
+
+    @property
+    def feedback_rating(self) -> FeedbackScore | None:
+        """The latest agent event's current rating (``None``: not rated)."""
+        return self._core.feedback_rating
+
+    @property
+    def pending_approvals(self) -> tuple[McpToolCall, ...]:
+        """MCP tool calls waiting for the user's approval."""
+        return self._core.pending_approvals
+
+    @property
+    def is_agent_typing(self) -> bool:
+        """An external agent is typing (``agent_typing``), in a text conversation."""
+        return self._agent_typing
 
     @property
     def conversation_id(self) -> str | None:
@@ -266,8 +318,12 @@ class Conversation:
         """Send a typed message; ``False`` (and nothing sent) when not connected."""
         return self._send(self._core.send_user_message(text))
 
-    def send_contextual_update(self, text: str) -> bool:
-        return self._send(self._core.send_contextual_update(text))
+    def send_contextual_update(self, text: str, context_id: str | None = None) -> bool:
+        return self._send(self._core.send_contextual_update(text, context_id))
+
+    def send_multimodal_message(self, text: str | None, file_id: str | None) -> bool:
+        """Text with a file uploaded beforehand through the REST API (``file_id``)."""
+        return self._send(self._core.send_multimodal_message(text, file_id))
 
     def send_user_activity(self) -> bool:
         return self._send(self._core.send_user_activity())
@@ -285,8 +341,19 @@ class Conversation:
         return True
 
     def send_feedback(self, like: bool) -> bool:
-        """Rate the latest agent response; ``False`` when there is none to rate."""
+        """Rate the latest agent event; the rating it already has clears it. ``False``
+        when there is nothing to rate."""
         return self._send(self._core.send_feedback(like))
+
+    def clear_feedback(self) -> bool:
+        return self._send(self._core.clear_feedback())
+
+    def approve_mcp_tool(self, tool_call_id: str, approved: bool) -> bool:
+        """Answer an MCP tool call awaiting approval; ``False`` when it no longer waits."""
+        task = self._approvals.pop(tool_call_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        return self._send(self._core.send_mcp_approval(tool_call_id, approved))
 
     def set_mic_muted(self, muted: bool) -> None:
         self._muted = muted
@@ -330,14 +397,22 @@ class Conversation:
         return InitiationClientData(
             dynamic_variables=variables,
             overrides=ConfigOverrides(
+                prompt=o.prompt,
+                llm=o.llm,
                 first_message=o.first_message,
                 language=o.language,
                 voice_id=o.voice_id,
+                tts_speed=o.tts_speed,
+                tts_stability=o.tts_stability,
+                tts_similarity_boost=o.tts_similarity_boost,
+                asr_keywords=o.asr_keywords,
                 text_only=True if self._text_only else None,
+                client_events=_with_default_events(o.client_events),
             ),
             user_id=o.user_id,
             source=SOURCE_NAME,
             version=__version__,
+            custom_llm_extra_body=o.custom_llm_extra_body,
         )
 
     async def _resolve_url(self) -> str:
@@ -348,9 +423,23 @@ class Conversation:
             raise EndpointError("No agent is set. Give an agent ID (--agent-id) or use --demo.")
         server_url = normalize_server_url(o.server_url)
         if o.api_key:
-            signed = await fetch_signed_url(server_url, o.agent_id, o.api_key, o.connect_timeout_s)
+            signed = await fetch_signed_url(
+                server_url,
+                o.agent_id,
+                o.api_key,
+                o.connect_timeout_s,
+                environment=o.environment,
+                branch_id=o.branch_id,
+            )
             return checked_signed_url(signed, SOURCE_NAME, __version__)
-        return conversation_url(server_url, o.agent_id, SOURCE_NAME, __version__)
+        return conversation_url(
+            server_url,
+            o.agent_id,
+            SOURCE_NAME,
+            __version__,
+            environment=o.environment,
+            branch_id=o.branch_id,
+        )
 
     async def _open(self, url: str) -> ClientConnection:
         o = self.options
@@ -415,7 +504,7 @@ class Conversation:
         finally:
             waiter.cancel()
         if self._metadata_event.is_set():
-            return self._core.status is Status.CONNECTING
+            return self._core.status in (Status.CONNECTING, Status.CONNECTED)
         if not done:
             self._core.fail(
                 f"The agent did not start the conversation within "
@@ -486,6 +575,7 @@ class Conversation:
     async def _finish(self, code: int | None, reason: str | None) -> None:
         self._outbox.put_nowait(None)
         self._audio_backlog.clear()
+        self._set_agent_typing(False)
         await self._stop_audio()
         for task in list(self._tasks):
             if task is not asyncio.current_task():
@@ -512,17 +602,26 @@ class Conversation:
         return queued
 
     def _pump(self) -> None:
-        """Move the core's outputs: frames to the writer, events to handlers and listeners."""
-        for frame in self._core.data_to_send():
-            self._outbox.put_nowait(frame)
-        for event in self._core.events_received():
-            self._handle(event)
-            self._emit(event)
+        """Move the core's outputs: frames to the writer, events to handlers and listeners
+        (and what handling them produced, before the next frame is read)."""
+        while True:
+            for frame in self._core.data_to_send():
+                self._outbox.put_nowait(frame)
+            events = self._core.events_received()
+            if not events:
+                return
+            for event in events:
+                self._handle(event)
+                self._emit(event)
 
     def _handle(self, event: SessionEvent) -> None:
         match event:
             case MetadataReceived():
                 self._metadata_event.set()
+                if self._text_only:
+                    # Nothing to start: connected now, before the greeting that follows
+                    # the metadata is read (listeners see Connected first).
+                    self._core.audio_ready()
             case AgentAudio(audio=audio):
                 if self._audio is not None and self._audio_running:
                     self._audio.play(audio)
@@ -534,6 +633,33 @@ class Conversation:
                     self._audio.interrupt()
             case ClientToolCall():
                 self._spawn(self._run_tool(event))
+            case McpApprovalRequested(call=call):
+                self._approvals[call.tool_call_id] = self._spawn(self._ask_approval(call))
+            case McpApprovalClosed(tool_call_id=call_id):
+                task = self._approvals.pop(call_id, None)
+                if task is not None and task is not asyncio.current_task():
+                    task.cancel()
+            case AgentTyping(is_typing=is_typing, duration_ms=duration_ms):
+                self._set_agent_typing(is_typing, duration_ms)
+            case AgentResponse():
+                self._set_agent_typing(False)
+            case ContextUsage():
+                logger.info(
+                    "context usage: %d of %d tokens (%s)",
+                    event.context_tokens,
+                    event.context_limit_tokens,
+                    event.model,
+                )
+            case McpConnectionStatus(integrations=integrations):
+                for item in integrations:
+                    logger.log(
+                        logging.INFO if item.is_connected else logging.WARNING,
+                        "MCP %s %s: %s, %d tools",
+                        item.integration_type,
+                        item.integration_id,
+                        "connected" if item.is_connected else "NOT connected",
+                        item.tool_count,
+                    )
             case CloseRequested(code=code, reason=reason):
                 self._spawn(self._close_socket(code, reason))
             case LatencyMeasured(ms=ms):
@@ -545,6 +671,37 @@ class Conversation:
                 self._ended.set()
             case _:
                 pass
+
+    def _set_agent_typing(self, typing: bool, duration_ms: int | None = None) -> None:
+        if self._typing_timer is not None:
+            self._typing_timer.cancel()
+            self._typing_timer = None
+        if typing:
+            # agent_typing's duration_ms says when to clear it; without one, a while later.
+            delay = duration_ms / 1000.0 if duration_ms else AGENT_TYPING_TIMEOUT_S
+            self._typing_timer = asyncio.get_running_loop().call_later(
+                delay, self._set_agent_typing, False
+            )
+        if typing != self._agent_typing:
+            self._agent_typing = typing
+            self._emit(AgentTypingChanged(typing))
+
+    async def _ask_approval(self, call: McpToolCall) -> None:
+        """Ask the approver; no approver, no answer in time, or a failure is a denial."""
+        approved = False
+        timeout = approval_window_s(call)
+        if self.approver is None:
+            logger.info("MCP tool %s needs approval and nobody can give it", call.tool_name)
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    approved = bool(await self.approver(call))
+            except TimeoutError:
+                logger.info("MCP tool %s: no approval within %.0f s", call.tool_name, timeout)
+            except Exception:
+                logger.exception("asking for the approval of %s failed", call.tool_name)
+        self._approvals.pop(call.tool_call_id, None)
+        self._send(self._core.send_mcp_approval(call.tool_call_id, approved))
 
     def _emit(self, event: SessionEvent) -> None:
         for listener in list(self._listeners):
@@ -576,6 +733,19 @@ class Conversation:
 
 class _ConnectError(Exception):
     pass
+
+
+def approval_window_s(call: McpToolCall) -> float:
+    """How long the user has to approve ``call``: its approval timeout less a margin, so
+    the answer reaches the server before it gives up."""
+    timeout = float(call.approval_timeout_s or DEFAULT_APPROVAL_TIMEOUT_S)
+    return max(0.0, timeout - APPROVAL_MARGIN_S)
+
+
+def _with_default_events(extra: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    if not extra:
+        return None
+    return tuple(dict.fromkeys((*DEFAULT_CLIENT_EVENTS, *extra)))
 
 
 async def execute_tool(

@@ -7,11 +7,16 @@ import sys
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 DEFAULT_SERVER_URL = "https://api.elevenlabs.io"
+#: Data-residency regions and their API hosts (``convai-protocol.md``, "Endpoints").
+#: ``us`` is the global host, as in the newest ``@elevenlabs/client`` (its location map
+#: sends "us" there); the Python SDK's ``api.us.elevenlabs.io`` is not what the official
+#: JavaScript clients use, and the contract and that client win where the two differ.
 REGIONS: dict[str, str] = {
     "global": DEFAULT_SERVER_URL,
-    "us": "https://api.us.elevenlabs.io",
+    "us": DEFAULT_SERVER_URL,
     "eu": "https://api.eu.residency.elevenlabs.io",
     "in": "https://api.in.residency.elevenlabs.io",
+    "sg": "https://api.sg.residency.elevenlabs.io",
 }
 CONVERSATION_PATH = "/v1/convai/conversation"
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
@@ -81,13 +86,23 @@ def with_query(url: str, **params: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
-def conversation_url(server_url: str, agent_id: str, source: str, version: str) -> str:
-    """The websocket URL of a public agent on ``server_url``."""
+def conversation_url(
+    server_url: str,
+    agent_id: str,
+    source: str,
+    version: str,
+    *,
+    environment: str | None = None,
+    branch_id: str | None = None,
+) -> str:
+    """The websocket URL of a public agent on ``server_url``; ``environment`` and
+    ``branch_id`` are added when set (``convai-protocol.md``, "Endpoints")."""
     parts = urlsplit(normalize_server_url(server_url))
     base = urlunsplit(
         (_ws_scheme(parts.scheme), parts.netloc, parts.path + CONVERSATION_PATH, "", "")
     )
-    return with_query(base, agent_id=agent_id, source=source, version=version)
+    extra = {k: v for k, v in (("environment", environment), ("branch_id", branch_id)) if v}
+    return with_query(base, agent_id=agent_id, source=source, version=version, **extra)
 
 
 def checked_signed_url(signed_url: str, source: str, version: str) -> str:

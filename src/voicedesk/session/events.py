@@ -54,4 +54,19 @@ class AudioNotice:
     message: str
 
 
-SessionEvent = CoreEvent | ToolCallStarted | ToolCallFinished | AudioUnavailable | AudioNotice
+@dataclass(frozen=True, slots=True)
+class AgentTypingChanged:
+    """An external agent started or stopped typing (cleared by its reply, by the
+    ``duration_ms`` it gave, or after a while)."""
+
+    is_typing: bool
+
+
+SessionEvent = (
+    CoreEvent
+    | ToolCallStarted
+    | ToolCallFinished
+    | AudioUnavailable
+    | AudioNotice
+    | AgentTypingChanged
+)

@@ -5,31 +5,42 @@ a new :class:`~voicedesk.session.Conversation` through the
 :class:`~voicedesk.launch.Launcher`; the controller listens to it, folds its events
 into the :class:`~voicedesk.session.transcript.Transcript`, and re-emits what views
 need. Everything runs on the Qt thread, which is the asyncio loop's (qasync).
+
+MCP tools that need the user's approval: the controller is the conversation's
+approver. It emits ``approvalRequested(call)`` and waits for :meth:`answer_approval`;
+no answer within the call's approval time, the conversation ending, or the window
+closing (:meth:`shutdown`) is a denial. ``approvalClosed(tool_call_id)`` says when
+the question is gone, whatever the reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
 from voicedesk.launch import Launcher, LaunchPlan
+from voicedesk.protocol.events import FeedbackScore, McpToolCall
 from voicedesk.protocol.machine import (
     CanSendFeedbackChanged,
     Disconnected,
     ErrorReported,
+    FeedbackChanged,
     LatencyMeasured,
+    McpApprovalClosed,
     ModeChanged,
     StatusChanged,
 )
 from voicedesk.session import (
+    AgentTypingChanged,
     AudioNotice,
     AudioUnavailable,
     Conversation,
     SessionEvent,
 )
-from voicedesk.session.transcript import Transcript
+from voicedesk.session.transcript import Transcript, approval_time_s, log_event
 from voicedesk.ui.tasks import AsyncRunner
 
 logger = logging.getLogger(__name__)
@@ -41,6 +52,10 @@ class ConversationController(QObject):
     statusChanged = Signal(str)
     modeChanged = Signal(str)
     canSendFeedbackChanged = Signal(bool)
+    feedbackChanged = Signal(object)  # the latest answer's rating: "like", "dislike" or None
+    approvalRequested = Signal(object)  # an McpToolCall awaiting the user's approval
+    approvalClosed = Signal(str)  # its tool_call_id: answered, timed out or withdrawn
+    agentTypingChanged = Signal(bool)
     startingChanged = Signal(bool)
     latencyChanged = Signal(int)
     levelsChanged = Signal(float, float)
@@ -51,13 +66,14 @@ class ConversationController(QObject):
     def __init__(self, launcher: Launcher, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.launcher = launcher
-        self.transcript = Transcript()
+        self.transcript = Transcript(show_reasoning=launcher.plan.show_reasoning)
         self.runner = AsyncRunner(self.errorRaised.emit)
         self._conversation: Conversation | None = None
         self._unsubscribe: object = None
         self._starting = False
         self._muted = False
         self._volume = 1.0
+        self._approvals: dict[str, asyncio.Future[bool]] = {}
 
     # ------------------------------------------------------------------ state
 
@@ -86,6 +102,20 @@ class ConversationController(QObject):
         return self._conversation is not None and self._conversation.can_send_feedback
 
     @property
+    def feedback_rating(self) -> FeedbackScore | None:
+        """The current rating of the latest answer (``None``: not rated)."""
+        return self._conversation.feedback_rating if self._conversation is not None else None
+
+    @property
+    def is_agent_typing(self) -> bool:
+        return self._conversation is not None and self._conversation.is_agent_typing
+
+    @property
+    def pending_approvals(self) -> tuple[str, ...]:
+        """The tool_call_ids of the MCP calls waiting for the user's answer here."""
+        return tuple(self._approvals)
+
+    @property
     def is_speaking(self) -> bool:
         return self._conversation is not None and self._conversation.is_speaking
 
@@ -108,7 +138,7 @@ class ConversationController(QObject):
 
     async def _start(self) -> bool:
         try:
-            conversation = await self.launcher.new_conversation()
+            conversation = await self.launcher.new_conversation(approver=self._ask_approval)
             self._attach(conversation)
             conversation.set_mic_muted(self._muted)
             conversation.set_volume(self._volume)
@@ -163,12 +193,39 @@ class ConversationController(QObject):
             self._conversation.user_typing()
 
     def send_feedback(self, like: bool) -> bool:
-        if self._conversation is None or not self._conversation.send_feedback(like):
+        """Rate the latest answer; the rating it already has clears it (the newest
+        official client's rule). ``feedbackChanged`` tells the new rating."""
+        return self._conversation is not None and self._conversation.send_feedback(like)
+
+    def answer_approval(self, tool_call_id: str, approved: bool) -> bool:
+        """The user's answer to an MCP approval; ``False`` when it no longer waits."""
+        answer = self._approvals.get(tool_call_id)
+        if answer is None or answer.done():
             return False
-        self.transcript.add_notice(
-            "Thanks: feedback sent (like)." if like else "Thanks: feedback sent (dislike)."
-        )
+        answer.set_result(approved)
         return True
+
+    async def _ask_approval(self, call: McpToolCall) -> bool:
+        """The conversation's approver: ask the window, wait for the answer."""
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._approvals[call.tool_call_id] = answer
+        self.approvalRequested.emit(call)
+        approved: bool | None = None
+        try:
+            async with asyncio.timeout(approval_time_s(call)):
+                approved = await answer
+        except TimeoutError:
+            approved = None
+        finally:
+            self._approvals.pop(call.tool_call_id, None)
+            self.approvalClosed.emit(call.tool_call_id)
+        self.transcript.approval_answered(call.tool_call_id, approved)
+        return bool(approved)
+
+    def _deny_pending_approvals(self) -> None:
+        for answer in list(self._approvals.values()):
+            if not answer.done():
+                answer.set_result(False)
 
     def set_muted(self, muted: bool) -> None:
         self._muted = muted
@@ -194,11 +251,16 @@ class ConversationController(QObject):
         )
 
     def set_plan(self, plan: LaunchPlan) -> None:
-        """Use ``plan`` from the next Start on."""
+        """Use ``plan`` from the next Start on (showing reasoning from now on)."""
         self.launcher.set_plan(plan)
+        self.transcript.show_reasoning = plan.show_reasoning
 
     async def shutdown(self) -> None:
-        """End the conversation, stop the demo agent, release the devices."""
+        """End the conversation, stop the demo agent, release the devices. Open MCP
+        approval questions are denied first (closing the window is a "no")."""
+        if self._approvals:
+            self._deny_pending_approvals()
+            await asyncio.sleep(0.05)  # let the conversation send the denials
         if self._conversation is not None and self.status != "disconnected":
             await self._conversation.end()
         await self.runner.shutdown()
@@ -227,6 +289,7 @@ class ConversationController(QObject):
             self.startingChanged.emit(starting)
 
     def _on_event(self, event: SessionEvent) -> None:
+        log_event(event)
         self.transcript.apply(event)
         match event:
             case StatusChanged(status=status):
@@ -237,9 +300,16 @@ class ConversationController(QObject):
                 self.modeChanged.emit(mode.value)
             case CanSendFeedbackChanged(can_send_feedback=can):
                 self.canSendFeedbackChanged.emit(can)
+            case FeedbackChanged(rating=rating):
+                self.feedbackChanged.emit(rating)
+            case McpApprovalClosed(tool_call_id=call_id):
+                self.approvalClosed.emit(call_id)
+            case AgentTypingChanged(is_typing=typing):
+                self.agentTypingChanged.emit(typing)
             case LatencyMeasured(ms=ms):
                 self.latencyChanged.emit(ms)
             case ErrorReported(message=message):
+                # Most errors do not end the call; the server closes it when it must.
                 self.errorRaised.emit(message)
             case AudioUnavailable(message=message):
                 self.errorRaised.emit(message)

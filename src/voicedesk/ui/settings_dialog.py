@@ -1,6 +1,7 @@
-"""Settings: the agent, the API key (OS keyring), the server or region, devices, echo
-cancellation. The dialog only collects a :class:`~voicedesk.launch.SettingsForm`;
-validating and saving it is :func:`voicedesk.launch.apply_settings_form`."""
+"""Settings: the agent (its environment and branch), the API key (OS keyring), the
+server or region, devices, echo cancellation, and whether to show the agent's reasoning.
+The dialog only collects a :class:`~voicedesk.launch.SettingsForm`; validating and
+saving it is :func:`voicedesk.launch.apply_settings_form`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from voicedesk.launch import SettingsForm
 
-REGIONS = ("", "global", "us", "eu", "in")
+REGIONS = ("", "global", "us", "eu", "in", "sg")
 DEFAULT_DEVICE = "System default"
 
 
@@ -74,8 +75,17 @@ class SettingsDialog(QDialog):
         self.server.setCurrentText(form.server_url)
         editor = self.server.lineEdit()
         if editor is not None:
-            editor.setPlaceholderText("global, us, eu, in, or a URL")
+            editor.setPlaceholderText("global, us, eu, in, sg, or a URL")
         grid.addRow("Region or server", self.server)
+
+        self.environment = QLineEdit(form.environment)
+        self.environment.setObjectName("environmentInput")
+        self.environment.setPlaceholderText("optional: the agent's environment, e.g. staging")
+        grid.addRow("Environment", self.environment)
+        self.branch_id = QLineEdit(form.branch_id)
+        self.branch_id.setObjectName("branchIdInput")
+        self.branch_id.setPlaceholderText("optional: one of the agent's branches")
+        grid.addRow("Branch ID", self.branch_id)
 
         self.user_id = QLineEdit(form.user_id)
         self.user_id.setObjectName("userIdInput")
@@ -95,6 +105,10 @@ class SettingsDialog(QDialog):
         self.text_only.setObjectName("textOnlyCheck")
         self.text_only.setChecked(form.text_only)
         grid.addRow("", self.text_only)
+        self.show_reasoning = QCheckBox("Show the agent's reasoning in the transcript")
+        self.show_reasoning.setObjectName("showReasoningCheck")
+        self.show_reasoning.setChecked(form.show_reasoning)
+        grid.addRow("", self.show_reasoning)
 
         self.error = QLabel()
         self.error.setObjectName("settingsError")
@@ -139,6 +153,9 @@ class SettingsDialog(QDialog):
             output_device=self.output_device.currentData(),
             echo_cancellation=self.echo.isChecked(),
             text_only=self.text_only.isChecked(),
+            environment=self.environment.text(),
+            branch_id=self.branch_id.text(),
+            show_reasoning=self.show_reasoning.isChecked(),
         )
 
     def show_error(self, sentence: str) -> None:

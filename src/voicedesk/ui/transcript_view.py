@@ -2,7 +2,8 @@
 
 Lines are redrawn one at a time as the model reports them (streamed agent text
 changes the last paragraph, it does not rebuild the document). Tentative text is
-dimmed; a corrected agent line is marked.
+dimmed; a corrected agent line is marked; the agent's reasoning (shown only when the
+setting asks for it) is dimmed and in italics.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from voicedesk.session.transcript import Speaker, Transcript, TranscriptLine
+from voicedesk.session.transcript import LineKind, Speaker, Transcript, TranscriptLine
 
 _SPEAKER_COLORS = {
     Speaker.USER: "#2563EB",
     Speaker.AGENT: "#8B5CF6",
     Speaker.TOOL: "#0D9488",
-    Speaker.NOTICE: None,  # the palette's dimmed text
+    Speaker.THINKING: None,  # the palette's dimmed text
+    Speaker.NOTICE: None,
     Speaker.ERROR: "#DC2626",
 }
 
@@ -89,7 +91,7 @@ class TranscriptView(QTextBrowser):
         name.setForeground(QColor(color) if color else dim)
         cursor.insertText(f"{line.speaker.value}: ", name)
         body = QTextCharFormat()
-        if line.tentative:
+        if line.tentative or line.kind is LineKind.REASONING:
             body.setForeground(dim)
             body.setFontItalic(True)
         elif line.speaker is Speaker.NOTICE:

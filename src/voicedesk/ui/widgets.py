@@ -1,6 +1,7 @@
 """Small widgets of the main window: status dot, speaking indicator, level meter,
-error banner, and the message box. Each draws from the palette, so light and dark
-themes both read well; the status colours are the tutorial's."""
+error banner, the message box, and the card asking to approve an MCP tool call. Each
+draws from the palette, so light and dark themes both read well; the status colours
+are the tutorial's."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QPushButton,
     QSizePolicy,
     QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -236,3 +239,100 @@ class MessageInput(QPlainTextEdit):
     def _on_text_changed(self) -> None:
         if self.toPlainText():
             self.typing.emit()
+
+
+class ApprovalCard(QFrame):
+    """An MCP tool call waiting for the user's approval: what would run where, its
+    parameters, Approve / Deny, and the seconds left to answer (no answer is a denial).
+
+    ``answered(tool_call_id, approved)`` is emitted once, on a button press; the window
+    removes the card when the controller says the question is closed.
+    """
+
+    answered = Signal(str, bool)
+
+    def __init__(
+        self,
+        tool_call_id: str,
+        question: str,
+        parameters: list[tuple[str, str]],
+        seconds: float,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.tool_call_id = tool_call_id
+        self.setObjectName("mcpApprovalCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet(
+            "#mcpApprovalCard { background: #FEF3C7; border: 1px solid #F59E0B;"
+            " border-radius: 6px; } #mcpApprovalCard QLabel { color: #78350F; }"
+        )
+        self.setAccessibleName("Approval needed")
+        self.setAccessibleDescription(question)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        self.question = QLabel(question, self)
+        self.question.setObjectName("mcpApprovalText")
+        self.question.setWordWrap(True)
+        font = self.question.font()
+        font.setBold(True)
+        self.question.setFont(font)
+        layout.addWidget(self.question)
+        self.parameters = QLabel(
+            "\n".join(f"{name}: {value}" for name, value in parameters) or "(no parameters)",
+            self,
+        )
+        self.parameters.setObjectName("mcpApprovalParameters")
+        self.parameters.setWordWrap(True)
+        self.parameters.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.parameters)
+        row = QHBoxLayout()
+        self.approve_button = QPushButton("Approve", self)
+        self.approve_button.setObjectName("approveButton")
+        self.approve_button.setAccessibleName("approveButton")
+        self.approve_button.setAccessibleDescription("Let the agent run this tool")
+        self.deny_button = QPushButton("Deny", self)
+        self.deny_button.setObjectName("denyButton")
+        self.deny_button.setAccessibleName("denyButton")
+        self.deny_button.setAccessibleDescription("Do not let the agent run this tool")
+        self.countdown = QLabel(self)
+        self.countdown.setObjectName("approvalCountdown")
+        self.approve_button.clicked.connect(lambda: self._answer(True))
+        self.deny_button.clicked.connect(lambda: self._answer(False))
+        row.addWidget(self.approve_button)
+        row.addWidget(self.deny_button)
+        row.addSpacing(8)
+        row.addWidget(self.countdown)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self._deadline = time.monotonic() + seconds
+        self._timer = QTimer(self)
+        self._timer.setInterval(250)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+        self._tick()
+
+    @property
+    def seconds_left(self) -> int:
+        return max(0, math.ceil(self._deadline - time.monotonic()))
+
+    def _tick(self) -> None:
+        left = self.seconds_left
+        self.countdown.setText(
+            f"{left} s left to answer" if left else "No answer in time: the agent may not run it"
+        )
+        if not left:
+            self._timer.stop()
+            self.approve_button.setEnabled(False)
+            self.deny_button.setEnabled(False)
+
+    def _answer(self, approved: bool) -> None:
+        self._timer.stop()
+        self.approve_button.setEnabled(False)
+        self.deny_button.setEnabled(False)
+        self.countdown.setText("Approved: running…" if approved else "Denied.")
+        self.answered.emit(self.tool_call_id, approved)
+
+    def stop(self) -> None:
+        """The question is closed: stop the countdown (before the card is deleted)."""
+        self._timer.stop()

@@ -1,6 +1,7 @@
 """The main window: the tutorial's screen (status, speaking indicator, start/end,
 feedback, message and context) plus what a desktop user expects (transcript, mute,
-volume, meters, devices, latency, shortcuts, error banner, first-run choice).
+volume, meters, devices, latency, shortcuts, error banner, first-run choice), the
+agent's "typing…", and a card for each MCP tool call that waits for the user's approval.
 
 A thin view over :class:`~voicedesk.ui.controller.ConversationController`: widgets
 call its methods; its signals land in the ``_on_*`` handlers below.
@@ -25,10 +26,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from voicedesk.protocol.events import McpToolCall
+from voicedesk.session.transcript import approval_time_s, approval_title, parameter_rows
 from voicedesk.ui.controller import ConversationController
 from voicedesk.ui.transcript_view import TranscriptView
 from voicedesk.ui.widgets import (
     STATUS_WORDS,
+    ApprovalCard,
     ErrorBanner,
     LevelMeter,
     MessageInput,
@@ -42,6 +46,12 @@ SHORTCUTS = {
     "mute": "Ctrl+M",
     "message": "Ctrl+L",
     "settings": "Ctrl+,",
+}
+
+FEEDBACK_PROMPT = "How was that response?"
+FEEDBACK_WORDS: dict[str | None, str] = {
+    "like": "You liked the latest answer.",
+    "dislike": "You disliked the latest answer.",
 }
 
 #: A device picker's entry: (label, PortAudio index or None for the system default).
@@ -73,6 +83,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("voicedesk")
         self.resize(760, 640)
         self._on_close: Callable[[], None] | None = None
+        self.approval_cards: dict[str, ApprovalCard] = {}
 
         central = QWidget(self)
         self.setCentralWidget(central)
@@ -167,22 +178,39 @@ class MainWindow(QMainWindow):
 
         self.transcript_view = TranscriptView(self.controller.transcript)
         layout.addWidget(self.transcript_view, 1)
+        self.typing_label = QLabel("Agent is typing…")
+        _name(self.typing_label, "agentTypingLabel", "The agent is typing a reply")
+        self.typing_label.setStyleSheet("color: #8B5CF6; font-style: italic;")
+        self.typing_label.hide()
+        layout.addWidget(self.typing_label)
 
         feedback = QHBoxLayout()
-        self.feedback_label = QLabel("How was that response?")
+        self.feedback_label = QLabel(FEEDBACK_PROMPT)
+        _name(self.feedback_label, "feedbackLabel")
         self.like_button = QPushButton("Like")
-        _name(self.like_button, "likeButton", "Rate the agent's last answer as good")
+        _name(self.like_button, "likeButton", "Rate the agent's latest answer as good")
         self.dislike_button = QPushButton("Dislike")
-        _name(self.dislike_button, "dislikeButton", "Rate the agent's last answer as bad")
-        self.like_button.clicked.connect(lambda: self.controller.send_feedback(True))
-        self.dislike_button.clicked.connect(lambda: self.controller.send_feedback(False))
+        _name(self.dislike_button, "dislikeButton", "Rate the agent's latest answer as bad")
+        for button in (self.like_button, self.dislike_button):
+            button.setCheckable(True)  # checked: the current rating; pressed again, cleared
+        self.like_button.clicked.connect(lambda: self._send_feedback(True))
+        self.dislike_button.clicked.connect(lambda: self._send_feedback(False))
         feedback.addWidget(self.feedback_label)
         feedback.addWidget(self.like_button)
         feedback.addWidget(self.dislike_button)
         feedback.addStretch(1)
         self.feedback_row = QWidget()
+        self.feedback_row.setObjectName("feedbackRow")
         self.feedback_row.setLayout(feedback)
         layout.addWidget(self.feedback_row)
+
+        # MCP tool calls waiting for approval: one card each, just above the composer.
+        self.approval_area = QWidget()
+        self.approval_area.setObjectName("approvalArea")
+        self._approval_layout = QVBoxLayout(self.approval_area)
+        self._approval_layout.setContentsMargins(0, 0, 0, 0)
+        self.approval_area.hide()
+        layout.addWidget(self.approval_area)
 
         self.message_input = MessageInput()
         self.message_input.submitted.connect(self._send_message)
@@ -285,6 +313,10 @@ class MainWindow(QMainWindow):
         c.startingChanged.connect(lambda _: self._refresh())
         c.modeChanged.connect(lambda _: self._refresh_speaking())
         c.canSendFeedbackChanged.connect(lambda _: self._refresh_feedback())
+        c.feedbackChanged.connect(lambda _: self._refresh_feedback())
+        c.agentTypingChanged.connect(lambda _: self._refresh_typing())
+        c.approvalRequested.connect(self._on_approval_requested)
+        c.approvalClosed.connect(self._on_approval_closed)
         c.latencyChanged.connect(self._on_latency)
         c.levelsChanged.connect(self._on_levels)
         c.errorRaised.connect(self.banner.show_message)
@@ -334,6 +366,35 @@ class MainWindow(QMainWindow):
         if self.controller.send_context(self.message_input.text()):
             self.message_input.clear()
 
+    def _send_feedback(self, like: bool) -> None:
+        self.controller.send_feedback(like)
+        self._refresh_feedback()  # the buttons show the rating, not the click
+
+    def _on_approval_requested(self, call: McpToolCall) -> None:
+        if call.tool_call_id in self.approval_cards:
+            return
+        card = ApprovalCard(
+            call.tool_call_id,
+            approval_title(call),
+            parameter_rows(call.parameters),
+            approval_time_s(call),
+            self.approval_area,
+        )
+        card.answered.connect(self.controller.answer_approval)
+        self.approval_cards[call.tool_call_id] = card
+        self._approval_layout.addWidget(card)
+        self.approval_area.show()
+
+    def _on_approval_closed(self, tool_call_id: str) -> None:
+        card = self.approval_cards.pop(tool_call_id, None)
+        if card is None:
+            return
+        card.stop()
+        self._approval_layout.removeWidget(card)
+        card.hide()
+        card.deleteLater()
+        self.approval_area.setVisible(bool(self.approval_cards))
+
     def _on_mute_toggled(self, muted: bool) -> None:
         self.controller.set_muted(muted)
         self.mute_button.setText("Unmute" if muted else "Mute")
@@ -366,6 +427,7 @@ class MainWindow(QMainWindow):
             self.latency_label.setText("")
         self._refresh_speaking()
         self._refresh_feedback()
+        self._refresh_typing()
         self._refresh_message_buttons()
         self._refresh_audio()
 
@@ -375,9 +437,23 @@ class MainWindow(QMainWindow):
         self.speaking.set_speaking(connected and self.controller.is_speaking)
 
     def _refresh_feedback(self) -> None:
-        self.feedback_row.setVisible(
-            self.controller.status == "connected" and self.controller.can_send_feedback
-        )
+        """Shown while there is an answer to rate; the checked button is its rating."""
+        c = self.controller
+        self.feedback_row.setVisible(c.status == "connected" and c.can_send_feedback)
+        rating = c.feedback_rating if c.can_send_feedback else None
+        self.like_button.setChecked(rating == "like")
+        self.dislike_button.setChecked(rating == "dislike")
+        self.feedback_label.setText(FEEDBACK_WORDS.get(rating, FEEDBACK_PROMPT))
+        for button, score in ((self.like_button, "like"), (self.dislike_button, "dislike")):
+            button.setAccessibleDescription(
+                f"Rated {score}: press again to clear the rating"
+                if rating == score
+                else f"Rate the agent's latest answer as {'good' if score == 'like' else 'bad'}"
+            )
+
+    def _refresh_typing(self) -> None:
+        c = self.controller
+        self.typing_label.setVisible(c.status == "connected" and c.is_agent_typing)
 
     def _refresh_message_buttons(self) -> None:
         ready = self.controller.status == "connected" and bool(self.message_input.text().strip())

@@ -201,21 +201,29 @@ async def test_a_bad_key_is_a_sentence_about_the_key() -> None:
     assert "sk_wrong" not in out + err
 
 
+async def start_console(
+    server: LocalAgentServer, *args: str, agent_id: str = "demo"
+) -> asyncio.subprocess.Process:
+    """``voicedesk console`` talking to ``server``, its pipes open for the test to drive."""
+    return await asyncio.create_subprocess_exec(
+        *VOICEDESK,
+        "console",
+        "--server-url",
+        server.http_url,
+        "--agent-id",
+        agent_id,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def test_the_agent_ending_with_an_error_is_a_nonzero_exit() -> None:
     server = LocalAgentServer(AgentConfig(ping_interval_s=None, first_message="Hello."))
     await server.start()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *VOICEDESK,
-            "console",
-            "--server-url",
-            server.http_url,
-            "--agent-id",
-            "a",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await start_console(server, agent_id="a")
         session = await server.next_session(timeout=scaled(15))
         await session.wait_for(lambda s: s.initiation is not None, timeout=scaled(5))
         await asyncio.sleep(0.3)
@@ -421,18 +429,7 @@ async def test_an_unanswered_approval_is_a_denial() -> None:
     await server.start()
     try:
         # The script's next line is the answer: it never comes before the time is up.
-        proc = await asyncio.create_subprocess_exec(
-            *VOICEDESK,
-            "console",
-            "--server-url",
-            server.http_url,
-            "--agent-id",
-            "demo",
-            "--text-only",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await start_console(server, "--text-only")
         assert proc.stdin is not None
         proc.stdin.write(b"send an email to Bob\n")
         await proc.stdin.drain()
@@ -474,18 +471,7 @@ async def test_an_error_event_is_shown_and_the_conversation_goes_on() -> None:
     server = LocalAgentServer(AgentConfig(ping_interval_s=None))
     await server.start()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *VOICEDESK,
-            "console",
-            "--server-url",
-            server.http_url,
-            "--agent-id",
-            "demo",
-            "--text-only",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await start_console(server, "--text-only")
         assert proc.stdin is not None
         session = await server.next_session(timeout=scaled(15))
         await session.wait_for(lambda s: bool(s.agent_responses), timeout=scaled(5))

@@ -59,6 +59,13 @@ def server_frames() -> Iterator[list[str]]:
         frame_observers.remove(observe)
 
 
+async def ask_for_approval(w: MainWindow) -> None:
+    """Start a demo conversation and ask for something that needs the user's approval."""
+    await start(w)
+    send(w, "send an email to Bob")
+    await until(lambda: bool(w.approval_cards), "the approval card")
+
+
 def test_a_default_agent_is_enough_for_the_window(gui: Gui, server_frames: list[str]) -> None:
     """No client_events asked for: no chat parts, no vad_score, no tool responses. The
     replies come from agent_response alone; the indicator says the agent listens."""
@@ -177,9 +184,7 @@ def test_no_answer_in_time_is_a_denial_and_the_card_goes(gui: Gui) -> None:
     w = shell.window
 
     async def flow() -> None:
-        await start(w)
-        send(w, "send an email to Bob")
-        await until(lambda: bool(w.approval_cards), "the approval card")
+        await ask_for_approval(w)
         card = next(iter(w.approval_cards.values()))
         assert card.countdown.text() in ("2 s left to answer", "1 s left to answer")
         session = agent_session(gui)
@@ -196,9 +201,7 @@ def test_closing_the_window_denies_an_open_approval(gui: Gui) -> None:
     w = shell.window
 
     async def flow() -> None:
-        await start(w)
-        send(w, "send an email to Bob")
-        await until(lambda: bool(w.approval_cards), "the approval card")
+        await ask_for_approval(w)
         session = agent_session(gui)
         w.close()  # the app then shuts the controller down, as here
         assert shell.closed.is_set()
@@ -215,9 +218,7 @@ def test_the_conversation_ending_removes_the_card(gui: Gui) -> None:
     w = shell.window
 
     async def flow() -> None:
-        await start(w)
-        send(w, "send an email to Bob")
-        await until(lambda: bool(w.approval_cards), "the approval card")
+        await ask_for_approval(w)
         session = agent_session(gui)
         await session.close(1000, "Agent ended the conversation")
         await until(lambda: w.status_label.text() == "Disconnected", "Disconnected")

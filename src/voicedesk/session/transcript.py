@@ -541,19 +541,7 @@ class Transcript:
         text, state = agent_tool_text(event)
         index = self._tools.get(event.tool_call_id)
         if index is None:
-            self._append(
-                TranscriptLine(
-                    Speaker.TOOL,
-                    text,
-                    state not in _FINAL_STATES,
-                    event_id=event.event_id,
-                    key=event.tool_call_id,
-                    kind=LineKind.AGENT_TOOL,
-                    state=state,
-                )
-            )
-            if event.tool_call_id:
-                self._tools[event.tool_call_id] = len(self.lines) - 1
+            self._append_tool(text, state, event.tool_call_id, LineKind.AGENT_TOOL, event.event_id)
             return
         line = self.lines[index]
         # An MCP call's own events say more than the generic tool events about it; a
@@ -565,22 +553,35 @@ class Transcript:
         line.text, line.state, line.tentative = text, state, False
         self._changed(index)
 
+    def _append_tool(
+        self,
+        text: str,
+        state: ToolState,
+        tool_call_id: str,
+        kind: LineKind,
+        event_id: int | None = None,
+    ) -> None:
+        """A new line for a tool the agent runs, found again by its ``tool_call_id``."""
+        self._append(
+            TranscriptLine(
+                Speaker.TOOL,
+                text,
+                state not in _FINAL_STATES,
+                event_id=event_id,
+                key=tool_call_id,
+                kind=kind,
+                state=state,
+            )
+        )
+        if tool_call_id:
+            self._tools[tool_call_id] = len(self.lines) - 1
+
     def _mcp_call(self, call: McpToolCall) -> None:
         self._mcp_calls[call.tool_call_id] = call
         text, state = mcp_call_text(call)
         index = self._tools.get(call.tool_call_id)
         if index is None:
-            self._append(
-                TranscriptLine(
-                    Speaker.TOOL,
-                    text,
-                    state not in _FINAL_STATES,
-                    key=call.tool_call_id,
-                    kind=LineKind.MCP_TOOL,
-                    state=state,
-                )
-            )
-            self._tools[call.tool_call_id] = len(self.lines) - 1
+            self._append_tool(text, state, call.tool_call_id, LineKind.MCP_TOOL)
             return
         line = self.lines[index]
         line.text, line.state, line.kind = text, state, LineKind.MCP_TOOL

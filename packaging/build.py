@@ -7,7 +7,8 @@ Steps: PyInstaller with ``packaging/voicedesk.spec`` (onedir); on Linux, remove 
 shared libraries that nothing in the bundle links to any more; check the frozen
 app has what it loads at run time (PortAudio, the WebRTC echo-cancellation library,
 Qt's platform plugins); archive it (``.tar.gz``, or ``.zip`` on Windows); print the
-folder's and the archive's size against the budget (Linux: 120 MB and 50 MB).
+folder's size against the budget (Linux: 280 MB, the team's decision: 217 MB before the
+hands-free hotword detector, plus at most 60 MB for it) and the archive's size.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "packaging" / "voicedesk.spec"
 DIST = ROOT / "dist"
 BUNDLE = DIST / "voicedesk"
-BUDGET_MB = {"folder": 120.0, "archive": 50.0}  # the Linux budget
+BUDGET_MB: dict[str, float | None] = {"folder": 280.0, "archive": None}  # the Linux budget
 
 
 def version() -> str:
@@ -208,8 +209,11 @@ def main() -> int:
         (packed.name, packed_mb, "archive"),
     ):
         budget = BUDGET_MB[key]
-        verdict = "met" if size <= budget else "MISSED"
-        print(f"| {label} | {size:.1f} | {budget:.0f} {verdict} |")
+        if budget is None:
+            print(f"| {label} | {size:.1f} | none set |")
+        else:
+            verdict = "met" if size <= budget else "MISSED"
+            print(f"| {label} | {size:.1f} | {budget:.0f} {verdict} |")
     print("largest parts:")
     parts: dict[str, int] = {}
     internal = BUNDLE / "_internal"

@@ -76,6 +76,14 @@ def test_settings_round_trip_and_live_in_the_config_dir(tmp_path: Path) -> None:
     assert config.load_settings() == settings
 
 
+def test_hands_free_settings_round_trip_and_default() -> None:
+    assert Settings().talk_key == "Space"
+    assert Settings().wake_word is None
+    settings = Settings(hands_free=True, wake_word="hey_computer", push_to_talk=True, talk_key="F9")
+    config.save_settings(settings)
+    assert config.load_settings() == settings
+
+
 def test_missing_corrupt_and_odd_settings_files(tmp_path: Path) -> None:
     assert config.load_settings() == Settings()
     path = config.settings_path()

@@ -244,3 +244,79 @@ async def test_the_launcher_gives_the_approver_to_the_conversation() -> None:
     assert conversation.approver is approve
     assert (await launcher.new_conversation()).approver is None
     await launcher.close()
+
+
+# --------------------------------------------------------------------------- hands-free
+
+
+def test_wake_word_and_push_to_talk_options_and_settings() -> None:
+    plan = resolve("console", "--demo")
+    assert not plan.hands_free
+    assert plan.wake_word is None
+    assert not plan.push_to_talk
+    assert plan.talk_key == "Space"
+    plan = resolve("console", "--wake-word")
+    assert plan.hands_free
+    assert plan.wake_word is None  # the built-in "hey eleven"
+    plan = resolve("console", "--wake-word", "hey_computer", "--push-to-talk")
+    assert (plan.hands_free, plan.wake_word, plan.push_to_talk) == (True, "hey_computer", True)
+    saved = Settings(hands_free=True, wake_word="hey_computer", push_to_talk=True, talk_key="F9")
+    plan = resolve("console", settings=saved)
+    # The window's switch (saved) does not make the console listen: only --wake-word does.
+    assert not plan.hands_free
+    assert (plan.wake_word, plan.push_to_talk, plan.talk_key) == ("hey_computer", True, "F9")
+    assert resolve("console", "--wake-word", settings=saved).wake_word == "hey_computer"
+    assert resolve("console", "--wake-word", "x.json", settings=saved).wake_word == "x.json"
+
+
+def test_wake_word_cannot_go_with_text_only() -> None:
+    with pytest.raises(ValueError, match="cannot go with --text-only"):
+        resolve("console", "--wake-word", "--text-only")
+
+
+class FakeEngine:
+    made: list[FakeEngine] = []  # noqa: RUF012
+
+    def __init__(self, settings: object, *, on_levels: object = None) -> None:
+        self.push_to_talk = False
+        self.talking = False
+        self.prepared = 0
+        FakeEngine.made.append(self)
+
+    async def prepare(self) -> None:
+        self.prepared += 1
+
+    def set_push_to_talk(self, enabled: bool) -> None:
+        self.push_to_talk = enabled
+
+    def set_talking(self, held: bool) -> None:
+        self.talking = held
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_the_engine_is_made_before_any_conversation_and_conversations_share_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from voicedesk.audio import engine as engine_module
+
+    FakeEngine.made.clear()
+    monkeypatch.setattr(engine_module, "AudioEngine", FakeEngine)
+    launcher = launch.Launcher(resolve("console", "--demo", "--push-to-talk"), ToolRegistry)
+    launcher.set_talking(True)  # the key held before the engine exists
+    engine = await launcher.ensure_engine()
+    assert isinstance(engine, FakeEngine)
+    assert engine.prepared >= 1
+    assert (engine.push_to_talk, engine.talking) == (True, True)
+    assert await launcher.ensure_engine() is engine
+    conversation = await launcher.new_conversation()
+    assert conversation._audio is engine  # the conversation starts on the open devices
+    launcher.set_talking(False)
+    assert not engine.talking
+    launcher.set_plan(resolve("console", "--demo"))  # push-to-talk off in Settings
+    assert not engine.push_to_talk
+    launcher.set_talking(True)
+    assert not engine.talking, "no talking without push-to-talk"
+    assert len(FakeEngine.made) == 1
+    await launcher.close()

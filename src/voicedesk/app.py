@@ -12,10 +12,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voicedesk import __version__
 from voicedesk.config import SecretRedactor, Settings, load_settings, setup_logging
+from voicedesk.handsfree import MIN_TAKES
 from voicedesk.launch import (
     AGENT_ID_ENV,
     API_KEY_ENV,
@@ -122,6 +124,22 @@ def _common_options() -> argparse.ArgumentParser:
         action="store_true",
         help="turn echo cancellation off (with headphones it is not needed)",
     )
+    h = common.add_argument_group("hands-free and push-to-talk")
+    h.add_argument(
+        "--wake-word",
+        nargs="?",
+        const="",
+        metavar="PATH_OR_NAME",
+        help='listen for a hotword and start a conversation each time it is heard ("Hey '
+        "Eleven\" unless a trained hotword's name or a reference file is given); nothing "
+        "leaves the computer while it only listens",
+    )
+    h.add_argument(
+        "--push-to-talk",
+        action="store_true",
+        help="the microphone sends silence unless you hold the talk key (window: Space; "
+        "console: Ctrl+T or /talk toggles it)",
+    )
     g.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -150,6 +168,33 @@ def build_parser() -> argparse.ArgumentParser:
         "tools",
         help="print the client tools' definitions (JSON), to set up your agent",
     )
+    hotword = sub.add_parser(
+        "hotword", help="make your own hotword for hands-free (--wake-word) and test it"
+    )
+    actions = hotword.add_subparsers(dest="hotword_command", metavar="ACTION", required=True)
+    train = actions.add_parser(
+        "train",
+        help=f"build a hotword from {MIN_TAKES} or more recordings of it (WAV files in a folder)",
+    )
+    train.add_argument(
+        "--input-dir", required=True, metavar="DIR", help="the folder of WAV recordings"
+    )
+    train.add_argument("--name", required=True, help="the hotword's name, e.g. hey_computer")
+    train.add_argument(
+        "--output",
+        metavar="FILE",
+        help="where to write the reference file (default: voicedesk's hotword folder)",
+    )
+    test = actions.add_parser(
+        "test", parents=[common], help="listen with the microphone and print the hotword's scores"
+    )
+    test.add_argument(
+        "--seconds", type=float, metavar="S", help="stop after this long (default: Ctrl+C)"
+    )
+    test.add_argument(
+        "--threshold", type=float, metavar="0..1", help="the confidence that counts as heard"
+    )
+    actions.add_parser("list", help="list the hotwords voicedesk knows")
     local = sub.add_parser(
         "localagent", parents=[common], help="run the local demo agent server on its own"
     )
@@ -184,22 +229,36 @@ def build_tools() -> ToolRegistry:
 
 
 async def run_console(plan: LaunchPlan) -> int:
-    from voicedesk.console import ConsoleClient
+    from voicedesk.console import TALK_KEY, ConsoleClient
+    from voicedesk.handsfree import HandsFreeUnavailable, PushToTalk, launcher_loop
 
     if plan.demo_reason:
         print(plan.demo_reason)
     launcher = Launcher(plan, build_tools)
     console: ConsoleClient | None = None
+    # A terminal sees no key-up: its talk key toggles.
+    talk = PushToTalk(launcher, key=TALK_KEY, hold=False) if plan.push_to_talk else None
 
     async def approve(call: McpToolCall) -> bool:
         # MCP tools that need approval ask on the terminal.
         return console is not None and await console.ask_approval(call)
 
     try:
+        if plan.hands_free:
+            console = ConsoleClient(show_reasoning=plan.show_reasoning, talk=talk)
+            try:
+                loop = launcher_loop(launcher, approver=approve, on_event=console.on_loop_event)
+            except HandsFreeUnavailable as exc:
+                print(f"voicedesk: {exc}", file=sys.stderr)
+                return 1
+            if plan.demo:
+                await launcher.start_demo_agent()
+                print(f"Local demo agent on {launcher.demo_url} (it runs on this computer only).")
+            return await console.run_hands_free(loop)
         conversation = await launcher.new_conversation(approver=approve)
         if plan.demo:
             print(f"Local demo agent on {launcher.demo_url} (it runs on this computer only).")
-        console = ConsoleClient(conversation, show_reasoning=plan.show_reasoning)
+        console = ConsoleClient(conversation, show_reasoning=plan.show_reasoning, talk=talk)
         return await console.run()
     finally:
         await launcher.close()
@@ -264,6 +323,43 @@ async def run_localagent(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - only reached by cancellation
 
 
+def run_hotword(args: argparse.Namespace) -> int:
+    """``voicedesk hotword train|test|list``."""
+    from voicedesk import handsfree
+
+    if args.hotword_command == "list":
+        for line in handsfree.describe_hotwords():
+            print(line)
+        return 0
+    if args.hotword_command == "train":
+        try:
+            path = handsfree.train_hotword(
+                Path(args.input_dir),
+                str(args.name),
+                Path(args.output) if args.output else None,
+                on_progress=print,
+            )
+        except handsfree.HotwordTrainingError as exc:
+            print(f"voicedesk: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"Saved the hotword in {path}. Use it with: voicedesk console --wake-word "
+            f"{path.stem if args.output is None else path}"
+        )
+        return 0
+    try:
+        plan = resolve(args, load_settings(), dict(os.environ))
+    except ValueError as exc:
+        print(f"voicedesk: {exc}", file=sys.stderr)
+        return 2
+    return handsfree.print_scores(
+        plan.wake_word,
+        input_device=plan.audio.input_device,
+        seconds=args.seconds,
+        threshold=args.threshold,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -273,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "tools":
             print(definitions_json())
             return 0
+        if args.command == "hotword":
+            return run_hotword(args)
         if args.command == "localagent":
             if args.require_key:
                 SecretRedactor.register(str(args.require_key))

@@ -54,6 +54,10 @@ class Settings:
     environment: str | None = None  # the agent's deployment environment (e.g. "staging")
     branch_id: str | None = None  # the agent's branch
     show_reasoning: bool = False  # show the agent's reasoning in the transcript
+    hands_free: bool = False  # the window listens for the hotword (console: --wake-word)
+    wake_word: str | None = None  # a hotword's name or reference file; None: "hey eleven"
+    push_to_talk: bool = False  # the microphone sends silence unless the talk key is held
+    talk_key: str = "Space"  # the window's push-to-talk key (a Qt key sequence)
 
     @classmethod
     def from_json(cls, data: Any) -> Settings:

@@ -9,6 +9,16 @@ When one of the agent's MCP tools needs the user's approval, :meth:`ConsoleClien
 (the conversation's approver) prints a ``[approve?] … [y/n]`` question; the next
 line typed ``y``/``yes`` or ``n``/``no`` answers it (other lines go on as usual). In
 piped input the script's next line is the answer. No answer in time is a denial.
+
+Hands-free (``--wake-word``, :meth:`ConsoleClient.run_hands_free`): the tutorial's
+loop. The console listens for the hotword (nothing leaves the computer meanwhile),
+each conversation starts when it is heard and the console listens again when it
+ends. ``/end`` ends a conversation, ``/start`` starts one without the hotword,
+``/quit``, Ctrl+C (or SIGTERM) stop the loop; the end of piped input does not, so it
+can run as a service.
+
+Push-to-talk (``--push-to-talk``): the microphone sends silence until Ctrl+T (a
+terminal has no key-up, so the key toggles) or ``/talk``; the prompt shows the state.
 """
 
 from __future__ import annotations
@@ -20,9 +30,21 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TextIO
 
+from voicedesk.handsfree import (
+    ConversationBegins,
+    ConversationOver,
+    HandsFreeLoop,
+    HandsFreeUnavailable,
+    HotwordHeard,
+    LoopEvent,
+    LoopProblem,
+    LoopState,
+    PushToTalk,
+    StateChanged,
+)
 from voicedesk.protocol.events import (
     AgentReasoningResponsePart,
     AgentResponse,
@@ -69,6 +91,13 @@ HELP = (
     "Type a message and press Enter. Commands: /context TEXT (background info for the agent), "
     "/like, /dislike (rate the latest answer; the same again clears it), /mute, /status, /quit."
 )
+HANDS_FREE_HELP = (
+    "Say the hotword to start a conversation. Commands: /start (start one now), /end (end "
+    "it and listen again), /status, /quit (stop listening and exit)."
+)
+TALK_KEY = "Ctrl+T"
+TALK_HELP = f"{TALK_KEY} or /talk turns the microphone on and off (push-to-talk)."
+_CTRL_T = "\x14"
 GREETING_WAIT_S = 5.0
 REPLY_WAIT_S = 15.0
 QUESTION_WAIT_S = 3.0  # a script's "y"/"n" waits this long for the question it answers
@@ -119,6 +148,7 @@ class TerminalInput:
         on_line: Callable[[str], None],
         on_typing: Callable[[], None],
         on_eof: Callable[[], None],
+        on_talk_key: Callable[[], None] | None = None,
     ) -> None:
         self._loop = loop
         self._stdin = stdin
@@ -126,6 +156,8 @@ class TerminalInput:
         self._on_line = on_line
         self._on_typing = on_typing
         self._on_eof = on_eof
+        self._on_talk_key = on_talk_key
+        self._status = ""
         self._buffer = ""
         self._saved_tty: Any = None
         self._fd: int | None = None
@@ -174,8 +206,15 @@ class TerminalInput:
             self._out.write(text + "\n")
             self._out.flush()
 
+    def set_status(self, status: str) -> None:
+        """A state shown before the prompt (push-to-talk's), ``""`` for none."""
+        self._status = status
+        if self.interactive:
+            self._redraw()
+
     def _redraw(self) -> None:
-        self._out.write("\r\033[K" + PROMPT + self._buffer)
+        status = f"[{self._status}] " if self._status else ""
+        self._out.write("\r\033[K" + status + PROMPT + self._buffer)
         self._out.flush()
 
     def _on_key(self) -> None:
@@ -197,6 +236,8 @@ class TerminalInput:
                     return
             elif ch == "\x15":  # Ctrl+U
                 self._buffer = ""
+            elif ch == _CTRL_T and self._on_talk_key is not None:
+                self._on_talk_key()
             elif ch.isprintable():
                 self._buffer += ch
                 self._on_typing()
@@ -218,25 +259,30 @@ class TerminalInput:
 
 
 class ConsoleClient:
-    """Runs one conversation with terminal input and output; :meth:`run` gives the exit code.
+    """Runs conversations with terminal input and output: one with :meth:`run`, or one
+    after another with :meth:`run_hands_free`; each gives the exit code.
 
     ``show_reasoning``: print the agent's reasoning (``[thinking] …``) when it sends it.
     Give :meth:`ask_approval` to the conversation as its approver (``app.run_console``
-    does), so MCP tools that need approval ask here.
+    does), so MCP tools that need approval ask here. ``talk``: push-to-talk, toggled by
+    Ctrl+T or ``/talk`` (``None``: no push-to-talk).
     """
 
     def __init__(
         self,
-        conversation: Conversation,
+        conversation: Conversation | None = None,
         *,
         stdin: TextIO | None = None,
         out: TextIO | None = None,
         show_reasoning: bool = False,
+        talk: PushToTalk | None = None,
     ) -> None:
         self.conversation = conversation
         self._stdin = stdin or sys.stdin
         self._out = out or sys.stdout
         self._input: TerminalInput | None = None
+        self._show_reasoning = show_reasoning
+        self._talk = talk
         self._feedback_hint_shown = False
         self._was_connected = False
         self._quit = asyncio.Event()
@@ -250,6 +296,12 @@ class ConsoleClient:
         self._shown = Transcript(show_reasoning=show_reasoning)
         self._printed: dict[int, str] = {}
         self._shown.set_listener(self._on_shown_line)
+        self._unsubscribe: Callable[[], None] | None = None
+        self._hands_free: HandsFreeLoop | None = None
+        self._listened_before = False
+        self._help_shown = False
+        if talk is not None:
+            talk.on_change = self._on_talk_changed
 
     def say(self, text: str) -> None:
         if self._input is not None:
@@ -259,59 +311,253 @@ class ConsoleClient:
             self._out.flush()
 
     async def run(self) -> int:
+        """One conversation (the one given), from connecting to its end."""
+        conversation = self.conversation
+        assert conversation is not None, "run() needs the conversation"
         loop = asyncio.get_running_loop()
-        unsubscribe = self.conversation.add_listener(self._on_event)
-        self._install_signal_handler(loop)
+        self._attach(conversation)
+        self._install_signal_handlers(loop)
+        details = None
         try:
             self.say("Connecting…")
             # Read keys from now on: what is typed while connecting waits in the queue
             # instead of being echoed raw by the terminal.
-            self._input = TerminalInput(
-                loop,
-                self._stdin,
-                self._out,
-                self._lines.put_nowait,
-                self._on_typing,
-                lambda: self._lines.put_nowait(None),
-            )
-            self._input.start()
-            if not await self.conversation.start():
+            self._start_input(loop)
+            self._say_talk_state()
+            if not await conversation.start():
                 return 1
-            ended = asyncio.ensure_future(self.conversation.wait_disconnected())
+            ended = asyncio.ensure_future(conversation.wait_disconnected())
             consumer = asyncio.ensure_future(self._consume_lines())
             quit_requested = asyncio.ensure_future(self._quit.wait())
             await asyncio.wait({ended, quit_requested}, return_when=asyncio.FIRST_COMPLETED)
             quit_requested.cancel()
             consumer.cancel()
             if not ended.done():
-                await self.conversation.end()
+                await conversation.end()
             details = await ended
         finally:
-            if self._input is not None:
-                self._input.stop()
-            self._remove_signal_handler(loop)
-            unsubscribe()
+            self._stop_input()
+            self._remove_signal_handlers(loop)
+            self._detach()
         return 1 if details is None or details.is_error else 0
 
-    def _install_signal_handler(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def run_hands_free(self, hands_free: HandsFreeLoop) -> int:
+        """The assistant loop until ``/quit``, Ctrl+C or SIGTERM. Give
+        :meth:`on_loop_event` to ``hands_free`` as its ``on_event``. Exit code 1 when
+        hands-free cannot run at all (no hotword model, say), else 0."""
+        loop = asyncio.get_running_loop()
+        self._hands_free = hands_free
+        self._install_signal_handlers(loop, terminate=True)
+        self._start_input(loop)
+        consumer = asyncio.ensure_future(self._consume_hands_free_lines())
+        runner = asyncio.ensure_future(hands_free.run())
+        quit_requested = asyncio.ensure_future(self._quit.wait())
+        try:
+            await asyncio.wait({runner, quit_requested}, return_when=asyncio.FIRST_COMPLETED)
+            hands_free.stop()
+            try:
+                await runner
+            except HandsFreeUnavailable as exc:
+                self.say(f"Hands-free cannot start: {exc}")
+                return 1
+        finally:
+            quit_requested.cancel()
+            consumer.cancel()
+            if not runner.done():  # cancelled from outside
+                runner.cancel()
+                with contextlib.suppress(BaseException):
+                    await runner
+            self._stop_input()
+            self._remove_signal_handlers(loop)
+            self._detach()
+            self._hands_free = None
+        return 0
+
+    def on_loop_event(self, event: LoopEvent) -> None:
+        """The hands-free loop's events: said on the terminal; each new conversation is
+        listened to from its start."""
+        match event:
+            case StateChanged(state=LoopState.LISTENING, sentence=sentence):
+                if not self._listened_before:
+                    self._listened_before = True
+                    sentence += " (nothing leaves this computer until you say it)"
+                self.say(sentence)
+            case StateChanged(state=LoopState.OPENING | LoopState.OFF, sentence=sentence):
+                self.say(sentence)
+            case StateChanged(state=LoopState.CONNECTING):
+                self.say("Connecting…")
+            case HotwordHeard(hotword=hotword, confidence=confidence):
+                how = f" (confidence {confidence:.2f})" if confidence is not None else ""
+                self.say(f"Heard “{hotword}”{how}." if how else "Starting a conversation.")
+            case ConversationBegins(conversation=conversation):
+                self._attach(conversation)
+            case ConversationOver(details=details, sentence=sentence):
+                if details is None:  # it never got far enough to say so itself
+                    self.say(sentence)
+                self._detach()
+                self.conversation = None
+            case LoopProblem(sentence=sentence):
+                self.say(f"[hands-free] {sentence}")
+            case _:
+                pass
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _attach(self, conversation: Conversation) -> None:
+        """Listen to ``conversation``; what was shown of the last one is forgotten."""
+        self._detach()
+        self.conversation = conversation
+        self._was_connected = False
+        self._agent_responses = 0
+        self._questions.clear()
+        self._shown = Transcript(show_reasoning=self._show_reasoning)
+        self._shown.set_listener(self._on_shown_line)
+        self._printed = {}
+        self._unsubscribe = conversation.add_listener(self._on_event)
+
+    def _detach(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+
+    def _start_input(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._input = TerminalInput(
+            loop,
+            self._stdin,
+            self._out,
+            self._lines.put_nowait,
+            self._on_typing,
+            lambda: self._lines.put_nowait(None),
+            on_talk_key=self._toggle_talk if self._talk is not None else None,
+        )
+        self._input.start()
+        self._show_talk_state()
+
+    def _stop_input(self) -> None:
+        if self._input is not None:
+            self._input.stop()
+
+    def _install_signal_handlers(
+        self, loop: asyncio.AbstractEventLoop, *, terminate: bool = False
+    ) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
+        if terminate:  # a service manager stopping the hands-free loop
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signal.SIGTERM, self._on_interrupt)
 
-    def _remove_signal_handler(self, loop: asyncio.AbstractEventLoop) -> None:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.remove_signal_handler(signal.SIGINT)
+    def _remove_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signum)
 
     def _on_interrupt(self) -> None:
         self._quit.set()
-        if self.conversation.status.value == "connecting":
-            task = asyncio.ensure_future(self.conversation.end())
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+        conversation = self.conversation
+        if conversation is not None and conversation.status.value == "connecting":
+            self._spawn(conversation.end())
+
+    # ------------------------------------------------------------------ push-to-talk
+
+    def _toggle_talk(self) -> None:
+        if self._talk is None or not self._talk.enabled:
+            self.say("Push-to-talk is off (start voicedesk with --push-to-talk to use it).")
+            return
+        self._talk.toggle()
+
+    def _on_talk_changed(self) -> None:
+        self._show_talk_state()
+        self._say_talk_state()
+
+    def _show_talk_state(self) -> None:
+        if self._input is not None and self._talk is not None:
+            self._input.set_status(self._talk.text if self._talk.enabled else "")
+
+    def _say_talk_state(self) -> None:
+        talk = self._talk
+        if talk is None or not talk.enabled:
+            return
+        how = TALK_KEY if self._input is not None and self._input.interactive else "/talk"
+        if talk.talking:
+            self.say(f"(talking: the microphone is on; {how} closes it)")
+        else:
+            self.say(f"(push-to-talk: the microphone sends silence; {how} to talk)")
 
     # ------------------------------------------------------------------ input
 
+    @property
+    def _conv(self) -> Conversation:
+        """The conversation being held (only asked for while there is one)."""
+        assert self.conversation is not None
+        return self.conversation
+
+    def _help(self) -> str:
+        text = HELP
+        if self._hands_free is not None:
+            text = text.replace("/quit.", "/end (back to listening), /quit (exit).")
+        if self._talk is not None and self._talk.enabled:
+            text += " " + TALK_HELP
+        return text
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _in_conversation(self) -> bool:
+        loop = self._hands_free
+        return loop is not None and loop.state in (LoopState.CONNECTING, LoopState.CONVERSING)
+
+    async def _consume_hands_free_lines(self) -> None:
+        """Lines in the hands-free loop: to the conversation while there is one, else
+        the listening commands. No line ever starts a conversation by itself: nothing
+        is sent until the hotword is heard (or ``/start``)."""
+        assert self._input is not None
+        while (line := await self._lines.get()) is not None:
+            if self._in_conversation() and self.conversation is not None:
+                self._on_line(line)
+            else:
+                self._on_listening_line(line)
+        if self._input.interactive:  # Ctrl+D; piped input ending is no reason to stop
+            self._quit.set()
+
+    def _on_listening_line(self, line: str) -> None:
+        text = line.strip()
+        if not text:
+            return
+        loop = self._hands_free
+        assert loop is not None
+        command = text.partition(" ")[0]
+        if command == "/quit":
+            self._quit.set()
+        elif command == "/start":
+            if not loop.trigger():
+                self.say("Not listening yet: wait for “Listening for …”.")
+        elif command == "/talk":
+            self._toggle_talk()
+        elif command == "/end":
+            self.say("There is no conversation to end.")
+        elif command == "/help":
+            self.say(HANDS_FREE_HELP + (" " + TALK_HELP if self._talk is not None else ""))
+        elif command == "/status":
+            talk = ""
+            if self._talk is not None and self._talk.enabled:
+                talk = " Push-to-talk: " + ("talking." if self._talk.talking else "silent.")
+            state = {
+                LoopState.LISTENING: f"Listening for “{loop.hotword}”; nothing is sent until "
+                "it is heard.",
+                LoopState.OPENING: "Opening the microphone.",
+            }.get(loop.state, f"Hands-free: {loop.state.value}.")
+            self.say(state + talk)
+        else:
+            self.say(
+                f"(not in a conversation: say “{loop.hotword}” or type /start first; "
+                "nothing was sent)"
+            )
+
     def _on_typing(self) -> None:
-        self.conversation.user_typing()
+        if self.conversation is not None:
+            self.conversation.user_typing()
 
     async def _consume_lines(self) -> None:
         """Handle lines in order. Piped (non-interactive) input is a script: each message
@@ -333,13 +579,13 @@ class ConsoleClient:
             # answer (a default agent just closes, without an end_call event first).
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SCRIPT_END_WAIT_S):
-                    await self.conversation.wait_disconnected()
+                    await self._conv.wait_disconnected()
         self._quit.set()
 
     async def _wait_until_heard(self) -> None:
         """In a voice conversation, let the agent finish speaking before the script
         goes on (a script's next line would interrupt it)."""
-        conv = self.conversation
+        conv = self._conv
         if conv.is_text_only:
             return
         with contextlib.suppress(TimeoutError):
@@ -373,7 +619,12 @@ class ConsoleClient:
                     await self._agent_responded.wait()
 
     def _still_talking(self) -> bool:
-        return not self._quit.is_set() and self.conversation.status.value == "connected"
+        conversation = self.conversation
+        return (
+            not self._quit.is_set()
+            and conversation is not None
+            and conversation.status.value == "connected"
+        )
 
     def _on_line(self, line: str, *, scripted: bool = False) -> bool:
         """Act on one line; ``True`` when it went to the agent as a message (or answered
@@ -391,11 +642,18 @@ class ConsoleClient:
                 self._answer(answer)
                 return True
         command, _, rest = text.partition(" ")
-        conv = self.conversation
+        conv = self._conv
         if command == "/quit":
             self._quit.set()
+        elif command == "/end":
+            if self._hands_free is None:
+                self._quit.set()
+            else:
+                self._spawn(self._hands_free.end_conversation())
+        elif command == "/talk":
+            self._toggle_talk()
         elif command == "/help":
-            self.say(HELP)
+            self.say(self._help())
         elif command == "/context":
             if not rest.strip():
                 self.say("Usage: /context TEXT")
@@ -419,7 +677,7 @@ class ConsoleClient:
             rating = f", latest answer rated {rated}" if rated else ""
             self.say(f"{conv.status.value.capitalize()} ({mode}{latency}{rating}).")
         elif command.startswith("/") and len(command) > 1 and " " not in command:
-            self.say(f"Unknown command {command}. {HELP}")
+            self.say(f"Unknown command {command}. {self._help()}")
         elif conv.send_user_message(text):
             return True
         else:
@@ -491,15 +749,18 @@ class ConsoleClient:
         match event:
             case Connected(conversation_id=conversation_id):
                 self._was_connected = True
-                voice = "text only" if self.conversation.is_text_only else "voice and text"
-                self.say(f"Connected ({voice}; conversation {conversation_id}). {HELP}")
+                voice = "text only" if self._conv.is_text_only else "voice and text"
+                # Hands-free: the commands once, not at every hotword.
+                more = self._help() if not self._help_shown else "/end ends it, /help lists more."
+                self._help_shown = self._hands_free is not None
+                self.say(f"Connected ({voice}; conversation {conversation_id}). {more}")
             case StatusChanged(status=status) if status.value == "disconnecting":
                 self.say("Disconnecting…")
             case AgentResponse(text=text):
                 self.say(f"Agent: {text}")
                 self._agent_responses += 1
                 self._agent_responded.set()
-            case AgentResponseCorrection(corrected_text=text):
+            case AgentResponseCorrection(corrected_text=text) if text.strip():
                 self.say(f"Agent (corrected): {text}")
             case UserTranscript(text=text):
                 self.say(f"You (spoken): {text}")

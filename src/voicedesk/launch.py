@@ -40,6 +40,7 @@ DEMO_AGENT_ID = "demo"
 AGENT_ID_ENV = "ELEVENLABS_AGENT_ID"
 API_KEY_ENV = "ELEVENLABS_API_KEY"
 NO_AGENT_SENTENCE = "No agent is configured, so voicedesk talks to its local demo agent."
+DEFAULT_TALK_KEY = "Space"
 
 
 def has_display(env: Mapping[str, str], platform: str = sys.platform) -> bool:
@@ -161,6 +162,13 @@ class LaunchPlan:
     demo_reason: str | None = None
     audio: AudioSettings = field(default_factory=AudioSettings)
     show_reasoning: bool = False
+    #: ``--wake-word`` was given: listen for the hotword instead of talking at once
+    #: (the window's Hands-free switch, saved in the settings, turns it on there too).
+    hands_free: bool = False
+    #: The hotword: a trained hotword's name or a reference file; ``None``: the default.
+    wake_word: str | None = None
+    push_to_talk: bool = False
+    talk_key: str = DEFAULT_TALK_KEY
 
 
 def resolve(
@@ -219,7 +227,32 @@ def resolve(
         echo_cancellation=settings.echo_cancellation and not _opt(args, "no_aec", False),
     )
     show_reasoning = bool(_opt(args, "show_reasoning", False)) or settings.show_reasoning
-    return LaunchPlan(options, demo, reason, audio, show_reasoning)
+    wake_option = _opt(args, "wake_word")
+    wake_word = parse_wake_word(wake_option) or parse_wake_word(settings.wake_word)
+    if wake_option is not None and options.text_only:
+        raise ValueError(
+            "--wake-word listens with the microphone, so it cannot go with --text-only."
+        )
+    return LaunchPlan(
+        options,
+        demo,
+        reason,
+        audio,
+        show_reasoning,
+        hands_free=wake_option is not None,
+        wake_word=wake_word,
+        push_to_talk=bool(_opt(args, "push_to_talk", False)) or settings.push_to_talk,
+        talk_key=settings.talk_key.strip() or DEFAULT_TALK_KEY,
+    )
+
+
+def parse_wake_word(value: object) -> str | None:
+    """``--wake-word [PATH_OR_NAME]``: ``None`` (or empty: the option without a value)
+    means the default hotword; the name or path is checked when the detector loads it."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
 
 
 def _str_opt(args: argparse.Namespace, name: str) -> str | None:
@@ -277,6 +310,8 @@ class Launcher:
         self._engine: AudioEngine | None = None
         self._prepare: asyncio.Future[None] | None = None
         self._preload: asyncio.Future[None] | None = None
+        self._push_to_talk = plan.push_to_talk
+        self._talking = False
 
     @property
     def plan(self) -> LaunchPlan:
@@ -288,12 +323,47 @@ class Launcher:
             self._engine.settings = plan.audio
         if plan.demo != self._plan.demo or plan.options.text_only != self._plan.options.text_only:
             self._preload = None
+        if plan.push_to_talk != self._plan.push_to_talk:
+            self.set_push_to_talk(plan.push_to_talk)
         self._plan = plan
 
     @property
     def engine(self) -> AudioEngine | None:
-        """The audio engine, once a voice conversation has been built."""
+        """The audio engine, once a voice conversation (or :meth:`ensure_engine`) made it."""
         return self._engine
+
+    async def ensure_engine(self) -> AudioEngine:
+        """The audio engine, made now and PortAudio initialised: hands-free listens for
+        the hotword before any conversation. Conversations built afterwards use this
+        same engine, so they start on the devices already open. Raises what the audio
+        engine's import or PortAudio's start raises."""
+        await asyncio.shield(self.preload())
+        engine = self._audio_engine()
+        await engine.prepare()
+        return engine
+
+    @property
+    def push_to_talk(self) -> bool:
+        return self._push_to_talk
+
+    @property
+    def talking(self) -> bool:
+        """Push-to-talk: the talk key is held (the microphone's sound goes out)."""
+        return self._talking
+
+    def set_push_to_talk(self, enabled: bool) -> None:
+        """Push-to-talk on: the microphone sends silence unless :meth:`set_talking`."""
+        self._push_to_talk = enabled
+        self._talking = False
+        if self._engine is not None:
+            self._engine.set_push_to_talk(enabled)
+
+    def set_talking(self, held: bool) -> None:
+        """The talk key went down (``True``) or up; the engine keeps the last 200 ms
+        after it goes up, so the end of a word is not cut."""
+        self._talking = held and self._push_to_talk
+        if self._engine is not None:
+            self._engine.set_talking(self._talking)
 
     @property
     def demo_url(self) -> str | None:
@@ -331,6 +401,12 @@ class Launcher:
         engine = None if options.text_only else self._audio_engine()
         return Conversation(options, tools=self._tools_factory(), audio=engine, approver=approver)
 
+    async def start_demo_agent(self) -> str | None:
+        """Start the local demo agent now when the plan talks to it (hands-free does,
+        so the first hotword connects at once); its URL, else ``None``. It listens on
+        127.0.0.1 only."""
+        return await self._demo_url() if self._plan.demo else None
+
     async def _demo_url(self) -> str:
         if self._server is None:
             from voicedesk.localagent import AgentConfig, LocalAgentServer
@@ -346,6 +422,9 @@ class Launcher:
             from voicedesk.audio.engine import AudioEngine
 
             self._engine = AudioEngine(self._plan.audio, on_levels=self._on_levels)
+            if self._push_to_talk:
+                self._engine.set_push_to_talk(True)
+                self._engine.set_talking(self._talking)
         if self._prepare is None or self._prepare.done():
             # PortAudio takes a moment to start: do it while the conversation connects.
             self._prepare = asyncio.ensure_future(self._engine.prepare())
@@ -363,7 +442,7 @@ class Launcher:
             with contextlib.suppress(Exception):
                 await self._prepare
         if self._engine is not None:
-            await self._engine.stop()
+            await self._engine.close()  # a conversation's audio and hands-free standby
         await self._stop_server()
 
 
@@ -399,6 +478,10 @@ class SettingsForm:
     environment: str = ""
     branch_id: str = ""
     show_reasoning: bool = False
+    hands_free: bool = False
+    wake_word: str = ""
+    push_to_talk: bool = False
+    talk_key: str = DEFAULT_TALK_KEY
 
 
 def form_from_settings(settings: Settings) -> SettingsForm:
@@ -413,6 +496,10 @@ def form_from_settings(settings: Settings) -> SettingsForm:
         environment=settings.environment or "",
         branch_id=settings.branch_id or "",
         show_reasoning=settings.show_reasoning,
+        hands_free=settings.hands_free,
+        wake_word=settings.wake_word or "",
+        push_to_talk=settings.push_to_talk,
+        talk_key=settings.talk_key or DEFAULT_TALK_KEY,
     )
 
 
@@ -436,6 +523,7 @@ def apply_settings_form(form: SettingsForm, settings: Settings) -> list[str]:
         raise ValueError("An environment is a single name without spaces (e.g. production).")
     if any(c.isspace() for c in form.branch_id.strip()):
         raise ValueError("A branch ID has no spaces. Copy it from the agent's page again.")
+    talk_key = form.talk_key.strip() or DEFAULT_TALK_KEY
     said: list[str] = []
     if form.api_key is not None:
         key = form.api_key.strip()
@@ -458,6 +546,10 @@ def apply_settings_form(form: SettingsForm, settings: Settings) -> list[str]:
     settings.environment = form.environment.strip() or None
     settings.branch_id = form.branch_id.strip() or None
     settings.show_reasoning = form.show_reasoning
+    settings.hands_free = form.hands_free
+    settings.wake_word = parse_wake_word(form.wake_word)
+    settings.push_to_talk = form.push_to_talk
+    settings.talk_key = talk_key
     path = _save_settings(settings)
     said.insert(0, f"Settings saved in {path}.")
     return said

@@ -1,23 +1,39 @@
-"""The audio engine: microphone and speaker through PortAudio, for one conversation.
+"""The audio engine: microphone and speaker through PortAudio, for conversations and
+for listening between them.
+
+Two ways to have the devices open, which may overlap:
+
+- a conversation (:meth:`AudioEngine.start` .. :meth:`AudioEngine.stop`): the
+  microphone goes to the conversation's sink, the agent's audio to the speaker;
+- standby (:meth:`AudioEngine.listen` .. :meth:`AudioEngine.stop_listening`): the
+  microphone goes to the taps only (a hotword detector), nothing to any sink. A
+  conversation that starts while listening joins the open devices when the
+  microphone already runs at its rate, and leaves them open when it stops.
+
+The microphone taps (:meth:`AudioEngine.add_mic_tap`) get every echo-cancelled chunk
+at :data:`TAP_RATE` in both, before mute and push-to-talk.
 
 Threads, and what each may touch:
 
 - PortAudio's callback threads: the speaker callback pulls from
-  :class:`PlaybackBuffer` and queues what it played for the echo canceller; the
-  microphone callback queues its frames, a chunk's worth at a time. Neither
-  blocks, allocates much, or touches asyncio or Qt; they only ``put_nowait`` into
-  ``queue.SimpleQueue`` and post state changes with ``loop.call_soon_threadsafe``.
-- the DSP thread (``voicedesk-audio-dsp``): echo cancellation, levels, mute,
-  resampling and encoding to the wire format; it hands finished chunks to the
-  loop with ``call_soon_threadsafe``.
-- the event loop's thread: every :class:`~voicedesk.session.AudioPort` method, and
-  every call into the :class:`~voicedesk.session.AudioSink`.
+  :class:`PlaybackBuffer` (the agent's audio, mixed with any cue) and queues what it
+  played for the echo canceller; the microphone callback queues its frames, a chunk's
+  worth at a time. Neither blocks, allocates much, or touches asyncio or Qt; they only
+  ``put_nowait`` into ``queue.SimpleQueue`` and post state changes with
+  ``loop.call_soon_threadsafe``.
+- the DSP thread (``voicedesk-audio-dsp``): echo cancellation, levels, the taps,
+  mute and push-to-talk, resampling and encoding to the wire format; it hands
+  finished chunks to the loop with ``call_soon_threadsafe``.
+- the event loop's thread: every :class:`~voicedesk.session.AudioPort` method, the
+  standby and push-to-talk methods, and every call into the
+  :class:`~voicedesk.session.AudioSink`.
 
-Rates: the microphone opens at the wire format's rate where it can, so the sound
-server converts (with little delay) and nothing is resampled on the way to the
-agent; the echo canceller runs at that rate, and what the speaker played is
-converted to it. The speaker opens at 48 kHz where it can (through PulseAudio that
-came out ~5 ms faster, to first sound and to silence after a barge-in, than 16 kHz).
+Rates: the microphone opens at the wire format's rate where it can (16 kHz while only
+listening), so the sound server converts (with little delay) and nothing is resampled
+on the way to the agent; the echo canceller runs at that rate, and what the speaker
+played is converted to it. The speaker opens at 48 kHz where it can (through
+PulseAudio that came out ~5 ms faster, to first sound and to silence after a
+barge-in, than 16 kHz).
 
 Streams are opened and closed in a worker thread (PortAudio calls can take
 hundreds of milliseconds), never on the event loop.
@@ -60,12 +76,20 @@ STALL_S = 3.0  # no microphone frames for this long: the device is gone
 # soxr's low-quality filter: the better ones hold back up to 37 ms (158 ms towards
 # 8 kHz) of audio in 10 ms steps; this one up to 20 ms, and it is plenty for speech.
 REALTIME_QUALITY = "LQ"
+#: The rate of what the microphone taps get (a hotword detector's), and the rate the
+#: microphone opens at while only listening.
+TAP_RATE = 16000
+#: Push-to-talk: how much more of the microphone reaches the agent after the talk key
+#: is released, so the last word is not cut (counted in audio samples).
+PTT_TAIL_MS = 200
 
 # PortAudio's callback status flags (paInputOverflow, paOutputUnderflow).
 _INPUT_OVERFLOW = 0x2
 _OUTPUT_UNDERFLOW = 0x4
 
 LevelListener = Callable[[float, float], None]
+#: Called on the DSP thread with each echo-cancelled microphone chunk (TAP_RATE, mono).
+MicTap = Callable[[Int16Array], None]
 
 
 class _Frames:
@@ -90,15 +114,43 @@ class _Pipeline:
     output_device: DeviceInfo
     input_rate: int
     output_rate: int
+    #: What they were opened for: the settings then, and the microphone rate asked for
+    #: (the device may have run at another).
+    settings: AudioSettings
+    asked_input_rate: int
     input_stream: Any = None
     output_stream: Any = None
+    #: Something a conversation on these devices should be told (no echo cancellation).
+    notice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Attachment:
+    """A conversation the microphone feeds: read by the DSP thread as one reference."""
+
+    generation: int
+    wire: AudioFormat
+
+
+def gate_push_to_talk(samples: Int16Array, open_samples: int) -> tuple[Int16Array, int]:
+    """Push-to-talk with the key up: keep the first ``open_samples`` of ``samples`` (the
+    tail after a release), silence the rest. Returns the samples and how many of the
+    tail are left for the next call."""
+    if open_samples >= samples.size:
+        return samples, open_samples - samples.size
+    gated = np.zeros_like(samples)
+    gated[:open_samples] = samples[:open_samples]
+    return gated, 0
 
 
 class AudioEngine:
-    """An :class:`~voicedesk.session.AudioPort` on real devices (PyAudio, callback mode).
+    """An :class:`~voicedesk.session.AudioPort` on real devices (PyAudio, callback mode),
+    which can also keep the microphone open between conversations (:meth:`listen`).
 
     ``on_levels(input_rms, output_rms)`` (0..1 each) is called on the event loop
-    :data:`LEVELS_PER_SECOND` times a second while running, for meters.
+    :data:`LEVELS_PER_SECOND` times a second while the devices are open, for meters.
+    ``on_listening_failure(sentence)`` is called on the event loop when the devices
+    fail while listening and none could be reopened (standby has then ended).
     """
 
     def __init__(
@@ -110,6 +162,7 @@ class AudioEngine:
     ) -> None:
         self.settings = settings or AudioSettings()
         self.on_levels = on_levels
+        self.on_listening_failure: Callable[[str], None] | None = None
         self._portaudio_factory = portaudio_factory
         self._portaudio: PortAudio | None = None
         self._preparing: asyncio.Future[PortAudio] | None = None
@@ -119,6 +172,8 @@ class AudioEngine:
         self._output_format: AudioFormat | None = None
         self._pipeline: _Pipeline | None = None
         self._playback = PlaybackBuffer(1)
+        self._playback_rate = 0
+        self._cues = PlaybackBuffer(1)
         self._play_resampler: StreamResampler | None = None
         self._mic_queue: queue.SimpleQueue[list[Int16Array] | None] = queue.SimpleQueue()
         # The microphone callback hands frames over a chunk at a time (its buffer is
@@ -131,10 +186,24 @@ class AudioEngine:
         self._dsp: threading.Thread | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._stopped_report: asyncio.TimerHandle | None = None
+        # start/stop/listen/stop_listening one at a time; device changes (these, the
+        # watchdog's, switch_devices) one at a time.
+        self._lifecycle_lock = asyncio.Lock()
         self._reconfigure_lock = asyncio.Lock()
+        self._listening = False
+        self._generation = 0  # one per conversation: late chunks of an old one are dropped
+        self._taps_lock = threading.Lock()
         # Written by the loop thread, read by the audio threads (single assignments).
+        self._taps: tuple[MicTap, ...] = ()
+        self._attachment: _Attachment | None = None
         self._muted = False
         self._volume = 1.0
+        self._push_to_talk = False
+        self._talk_held = False
+        self._releases = 0  # talk-key releases; the DSP thread starts a tail on each
+        # Written by the DSP thread: the releases it has seen, the tail left (wire samples).
+        self._releases_seen = 0
+        self._tail_left = 0
         self._audible = False
         self._last_mic_frame = 0.0
         self._running = False
@@ -169,26 +238,34 @@ class AudioEngine:
     async def start(
         self, *, input_format: AudioFormat, output_format: AudioFormat, sink: AudioSink
     ) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._sink = sink
-        self.speaker_underruns = self.microphone_overflows = 0
-        self._input_format = input_format
-        self._output_format = output_format
-        try:
-            await self.prepare()
-            assert self._portaudio is not None
-            self._pipeline = await asyncio.to_thread(
-                self._open, self.settings.input_device, self.settings.output_device
+        """Open the devices for a conversation, or join the ones open for listening
+        (when the microphone already runs at the rate this conversation would open it
+        at, no device is reopened). Raises :class:`AudioStartError` (a sentence)."""
+        async with self._lifecycle_lock:
+            self._loop = asyncio.get_running_loop()
+            self.speaker_underruns = self.microphone_overflows = 0
+            self._input_format = input_format
+            self._output_format = output_format
+            mic_rate = self._conversation_mic_rate(input_format)
+            pipeline = self._pipeline
+            if pipeline is None:
+                await self._open_devices(mic_rate)
+            elif not self._reusable(pipeline, mic_rate):
+                await self._reopen_for_conversation(pipeline, mic_rate)
+            else:
+                logger.info("audio: the conversation joins the open devices")
+            assert self._pipeline is not None
+            self._playback.clear()
+            self._play_resampler = StreamResampler(
+                output_format.sample_rate, self._pipeline.output_rate
             )
-        except DeviceError as exc:
-            await self._release()
-            raise AudioStartError(str(exc)) from None
-        except Exception as exc:  # PortAudio failing to initialise, say
-            logger.exception("audio could not start")
-            await self._release()
-            raise AudioStartError(f"The sound system could not be opened ({exc}).") from None
-        self._running = True
-        self._watchdog = asyncio.ensure_future(self._watch())
+            self._generation += 1
+            self._sink = sink
+            self._attachment = _Attachment(self._generation, input_format)
+            self._running = True
+            self._ensure_watchdog()
+            if self._pipeline.notice:
+                sink.on_audio_notice(self._pipeline.notice)
 
     def play(self, audio: bytes) -> None:
         if self._play_resampler is None or self._output_format is None:
@@ -208,13 +285,138 @@ class AudioEngine:
         self._volume = min(1.0, max(0.0, float(volume)))
 
     async def stop(self) -> None:
-        self._running = False
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
-            self._watchdog = None
-        await self._release()
+        """End the conversation's audio: close the devices, or, while listening, detach
+        the conversation, drop what it still had to play and stay in standby with the
+        devices open. Safe to call twice."""
+        async with self._lifecycle_lock:
+            was_running, self._running = self._running, False
+            if was_running:
+                logger.info(
+                    "audio: %d speaker underruns, %d microphone overflows",
+                    self.speaker_underruns,
+                    self.microphone_overflows,
+                )
+            self._detach()
+            pipeline = self._pipeline
+            if self._listening and pipeline is not None:
+                if pipeline.input_rate < TAP_RATE:
+                    # The taps would get upsampled narrowband audio: back to a rate
+                    # that carries what a hotword detector listens to.
+                    await self._reopen_for_standby(pipeline)
+                return
+            await self._stop_watchdog()
+            await self._release()
+
+    # ------------------------------------------------------------------ listening
+
+    async def listen(self) -> None:
+        """Standby: open the microphone and the speaker without a conversation (the
+        microphone at 16 kHz where the device allows it, echo cancellation running so
+        the agent's voice and cues do not reach the taps); microphone chunks go to the
+        taps only, nothing to any sink. Idempotent. Raises :class:`AudioStartError`
+        (a sentence)."""
+        async with self._lifecycle_lock:
+            if self._listening:
+                return
+            self._loop = asyncio.get_running_loop()
+            if self._pipeline is None:
+                await self._open_devices(self._standby_mic_rate())
+            self._listening = True
+            self._ensure_watchdog()
+
+    async def stop_listening(self) -> None:
+        """Leave standby: close the devices unless a conversation is using them (then
+        they close when it stops). Safe to call twice."""
+        async with self._lifecycle_lock:
+            if not self._listening:
+                return
+            self._listening = False
+            if self._running:
+                return
+            await self._stop_watchdog()
+            await self._release()
+
+    async def close(self) -> None:
+        """End the conversation's audio and standby: every device closed."""
+        await self.stop_listening()
+        await self.stop()
+
+    @property
+    def is_listening(self) -> bool:
+        return self._listening
+
+    def add_mic_tap(self, tap: MicTap) -> Callable[[], None]:
+        """``tap(samples)`` is called on the DSP thread with each echo-cancelled
+        microphone chunk, :data:`TAP_RATE` (16 kHz) mono int16 (resampled if the
+        microphone runs at another rate), while listening and during conversations;
+        before mute and push-to-talk. The array is read-only and the tap's to keep.
+        Returns a remover (safe to call twice). A tap that raises is logged once and
+        removed. Taps must not block: they hold up the audio to the agent."""
+        with self._taps_lock:
+            self._taps = (*self._taps, tap)
+
+        def remove() -> None:
+            self._remove_tap(tap)
+
+        return remove
+
+    def _remove_tap(self, tap: MicTap) -> None:
+        with self._taps_lock:
+            taps = list(self._taps)
+            for i, present in enumerate(taps):
+                if present is tap:
+                    del taps[i]
+                    self._taps = tuple(taps)
+                    return
+
+    def play_cue(self, samples: Int16Array, rate: int) -> None:
+        """Play a short sound (a chime, ``rate`` Hz mono) through the speaker now,
+        mixed over whatever else plays (volume applies), while listening or in a
+        conversation; it never counts as the agent speaking, and the echo canceller
+        hears it. Ignored while no speaker is open."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            logger.debug("audio: a cue with no speaker open is not played")
+            return
+        cue = np.ascontiguousarray(samples, dtype=np.int16)
+        if rate != pipeline.output_rate:
+            cue = StreamResampler(rate, pipeline.output_rate).process(cue, last=True)
+        self._cues.push(cue.copy())
+
+    # ------------------------------------------------------------------ push-to-talk
+
+    def set_push_to_talk(self, enabled: bool) -> None:
+        """Push-to-talk: while enabled and the talk key is not held (nor its tail
+        running), the conversation gets silence (like mute: chunks keep flowing, all
+        zeros)."""
+        self._push_to_talk = bool(enabled)
+
+    def set_talking(self, held: bool) -> None:
+        """The talk key is held (True) or released; after a release :data:`PTT_TAIL_MS`
+        more of the microphone flows, so the last word is not cut."""
+        held = bool(held)
+        if held == self._talk_held:
+            return
+        if not held:
+            # The release first, then the key: the DSP thread reads them the other way
+            # round, so when it sees the key up it also sees the release (no gap).
+            self._releases += 1
+        self._talk_held = held
+
+    @property
+    def push_to_talk(self) -> bool:
+        return self._push_to_talk
+
+    @property
+    def talking(self) -> bool:
+        """Audio flows to the agent now as far as push-to-talk goes: it is off, the key
+        is held, or the tail after a release still runs."""
+        if not self._push_to_talk or self._talk_held:
+            return True
+        if self._tail_left > 0:
+            return True
+        # A release the DSP thread has not reached yet starts a tail (if it runs).
+        return self._dsp is not None and self._releases != self._releases_seen
 
     # ------------------------------------------------------------------ devices
 
@@ -226,54 +428,157 @@ class AudioEngine:
     def output_device(self) -> DeviceInfo | None:
         return self._pipeline.output_device if self._pipeline else None
 
+    @property
+    def microphone_rate(self) -> int | None:
+        """The rate the open microphone runs at (Hz), ``None`` while closed."""
+        return self._pipeline.input_rate if self._pipeline else None
+
     async def switch_devices(
         self, *, input_device: str | int | None = None, output_device: str | int | None = None
     ) -> None:
-        """Move to other devices while the conversation goes on. ``None`` keeps the
-        current one. Raises :class:`DeviceError` (a sentence) and keeps the old devices
-        when the new ones cannot be opened."""
+        """Move to other devices while the conversation (or standby) goes on. ``None``
+        keeps the current one. Raises :class:`DeviceError` (a sentence) and keeps the
+        old devices when the new ones cannot be opened."""
         async with self._reconfigure_lock:
             current = self._pipeline
             if current is None:
                 raise DeviceError("Audio is not running.")
             wanted_in = input_device if input_device is not None else current.input_device.index
             wanted_out = output_device if output_device is not None else current.output_device.index
+            mic_rate = current.asked_input_rate
             await asyncio.to_thread(self._close_streams, current)
             try:
-                self._pipeline = await asyncio.to_thread(self._open, wanted_in, wanted_out)
+                self._pipeline = await asyncio.to_thread(
+                    self._open, wanted_in, wanted_out, mic_rate, current.settings
+                )
             except DeviceError:
                 self._pipeline = await asyncio.to_thread(
-                    self._open, current.input_device.index, current.output_device.index
+                    self._open,
+                    current.input_device.index,
+                    current.output_device.index,
+                    mic_rate,
+                    current.settings,
                 )
                 raise
 
     # ------------------------------------------------------------------ opening
 
-    def _open(self, wanted_input: str | int | None, wanted_output: str | int | None) -> _Pipeline:
-        """Open both streams (worker thread). Stops a running DSP thread first."""
+    def _standby_mic_rate(self) -> int:
+        return self.settings.microphone_rate or TAP_RATE
+
+    def _conversation_mic_rate(self, wire: AudioFormat) -> int:
+        return self.settings.microphone_rate or _canceller_rate(wire)
+
+    def _reusable(self, pipeline: _Pipeline, mic_rate: int) -> bool:
+        """Whether a conversation wanting ``mic_rate`` can join the open devices."""
+        return (
+            mic_rate in (pipeline.input_rate, pipeline.asked_input_rate)
+            and pipeline.settings == self.settings
+            and _is_active(pipeline.input_stream)
+            and _is_active(pipeline.output_stream)
+        )
+
+    async def _open_devices(self, mic_rate: int) -> None:
+        """Open both streams from nothing; :class:`AudioStartError` (everything released)."""
+        try:
+            await self.prepare()
+            assert self._portaudio is not None
+            self._pipeline = await asyncio.to_thread(
+                self._open,
+                self.settings.input_device,
+                self.settings.output_device,
+                mic_rate,
+                self.settings,
+            )
+        except Exception as exc:
+            await self._release()
+            raise _start_error(exc) from None
+
+    async def _reopen_for_conversation(self, pipeline: _Pipeline, mic_rate: int) -> None:
+        """The standby devices, reopened for a conversation at ``mic_rate`` (or with new
+        settings). On failure, standby carries on if it can; raises :class:`AudioStartError`."""
+        try:
+            async with self._reconfigure_lock:
+                await asyncio.to_thread(self._close_streams, pipeline)
+                self._pipeline = None
+                self._pipeline = await asyncio.to_thread(
+                    self._open,
+                    self.settings.input_device,
+                    self.settings.output_device,
+                    mic_rate,
+                    self.settings,
+                )
+        except Exception as exc:
+            error = _start_error(exc)
+            if self._listening:
+                await self._reopen_for_standby(None)
+            else:
+                await self._release()
+            raise error from None
+
+    async def _reopen_for_standby(self, pipeline: _Pipeline | None) -> None:
+        """Reopen the devices at the standby rate; when that fails, standby ends."""
+        try:
+            async with self._reconfigure_lock:
+                if pipeline is not None:
+                    await asyncio.to_thread(self._close_streams, pipeline)
+                self._pipeline = None
+                self._pipeline = await asyncio.to_thread(
+                    self._open,
+                    self.settings.input_device,
+                    self.settings.output_device,
+                    self._standby_mic_rate(),
+                    self.settings,
+                )
+        except Exception as exc:
+            logger.warning("audio: listening could not go on: %s", exc)
+            self._listening = False
+            await self._stop_watchdog()
+            await self._release()
+            self._listening_failed(f"{_start_error(exc)} voicedesk stopped listening.")
+
+    def _detach(self) -> None:
+        """The conversation no longer gets microphone chunks nor plays anything."""
+        self._attachment = None
+        self._generation += 1
+        self._sink = None
+        self._playback.clear()
+        self._play_resampler = None
+        if self._stopped_report is not None:
+            self._stopped_report.cancel()
+            self._stopped_report = None
+
+    def _open(
+        self,
+        wanted_input: str | int | None,
+        wanted_output: str | int | None,
+        mic_rate: int,
+        settings: AudioSettings,
+    ) -> _Pipeline:
+        """Open both streams (worker thread), the microphone at ``mic_rate`` where it
+        can. Stops a running DSP thread first."""
         portaudio = self._portaudio
         assert portaudio is not None
-        assert self._input_format
-        assert self._output_format
         self._stop_dsp()
         out_dev = portaudio.choose(wanted_output, output=True)
         in_dev = portaudio.choose(wanted_input, output=False)
-        out_rate = portaudio.supported_rate(
-            out_dev, output=True, preferred=self.settings.speaker_rate
-        )
-        in_rate = portaudio.supported_rate(
-            in_dev, output=False, preferred=_canceller_rate(self._input_format)
-        )
-        pipeline = _Pipeline(in_dev, out_dev, in_rate, out_rate)
+        out_rate = portaudio.supported_rate(out_dev, output=True, preferred=settings.speaker_rate)
+        in_rate = portaudio.supported_rate(in_dev, output=False, preferred=mic_rate)
+        pipeline = _Pipeline(in_dev, out_dev, in_rate, out_rate, settings, mic_rate)
 
-        if self._play_resampler is None or self._play_resampler.to_rate != out_rate:
+        if self._playback_rate != out_rate:
             self._playback = PlaybackBuffer(out_rate * FADE_MS // 1000)
-            self._play_resampler = StreamResampler(self._output_format.sample_rate, out_rate)
+            self._cues = PlaybackBuffer(1)
+            self._playback_rate = out_rate
+        resampler = self._play_resampler
+        if resampler is not None and resampler.to_rate != out_rate:
+            self._play_resampler = StreamResampler(resampler.from_rate, out_rate)
         canceller, notice = make_echo_canceller(
-            in_rate, self.settings.echo_cancellation, self.settings.noise_suppression
+            in_rate, settings.echo_cancellation, settings.noise_suppression
         )
         self.echo_canceller_name = canceller.name
-        if notice:
+        pipeline.notice = notice
+        if notice and self._running:  # reopened mid-conversation; start() tells a new one
             self._post(self._notice, notice)
 
         self._mic_queue = queue.SimpleQueue()
@@ -283,7 +588,7 @@ class AudioEngine:
         # A chunk cannot leave before its last sample is captured, so the microphone
         # may hand over a chunk at a time: half the wake-ups of 10 ms buffers, and
         # measured no later on the wire.
-        frames_in = max(1, in_rate * self.settings.chunk_ms // 1000)
+        frames_in = max(1, in_rate * settings.chunk_ms // 1000)
         self._mic_batch_samples = 0
         self._mic_wake_samples = frames_in
         try:
@@ -340,12 +645,6 @@ class AudioEngine:
             self._dsp = None
 
     async def _release(self) -> None:
-        if self._pipeline is not None:
-            logger.info(
-                "audio: %d speaker underruns, %d microphone overflows",
-                self.speaker_underruns,
-                self.microphone_overflows,
-            )
         pipeline, self._pipeline = self._pipeline, None
         portaudio, self._portaudio = self._portaudio, None
 
@@ -361,10 +660,14 @@ class AudioEngine:
         # an engine object outlives the interpreter's shutdown still holding one).
         self._play_resampler = None
         self._playback.clear()
+        self._cues.clear()
+        self._attachment = None
         if self._stopped_report is not None:
             self._stopped_report.cancel()
             self._stopped_report = None
         self._audible = False
+        self._tail_left = 0
+        self._releases_seen = self._releases
         self.input_level = self.output_level = 0.0
 
     # ------------------------------------------------------------------ PortAudio threads
@@ -375,10 +678,16 @@ class AudioEngine:
         if status & _OUTPUT_UNDERFLOW:
             self.speaker_underruns += 1
         samples, real = self._playback.pull(frame_count)
+        cues = self._cues
+        if cues.queued_samples:
+            cue, _ = cues.pull(frame_count)
+            mixed = samples.astype(np.int32) + cue
+            samples = np.clip(mixed, -32768, 32767).astype(np.int16)
         volume = self._volume
         if volume < 1.0:
             samples = (samples.astype(np.float32) * volume).astype(np.int16)
         self._played_queue.put_nowait(samples)
+        # Only the agent's audio counts as the agent speaking, never a cue.
         if real and not self._audible:
             self._audible = True
             self._post(self._playback_started)
@@ -411,18 +720,20 @@ class AudioEngine:
         mic_queue: queue.SimpleQueue[list[Int16Array] | None],
         played_queue: queue.SimpleQueue[Int16Array],
     ) -> None:
-        assert self._input_format is not None
-        wire = self._input_format
         rate = pipeline.input_rate  # the echo canceller's
+        chunk_ms = pipeline.settings.chunk_ms
         frame = rate * FRAME_MS // 1000
         played_to_canceller = StreamResampler(pipeline.output_rate, rate, REALTIME_QUALITY)
-        to_wire = StreamResampler(rate, wire.sample_rate, REALTIME_QUALITY)
+        to_taps = StreamResampler(rate, TAP_RATE, REALTIME_QUALITY)
         near_frames, far_frames = _Frames(frame), _Frames(frame)
-        chunk_samples = max(1, wire.sample_rate * self.settings.chunk_ms // 1000)
-        chunk = _Frames(chunk_samples)
+        # The conversation fed (None while only listening), and its wire's state.
+        attached: _Attachment | None = None
+        to_wire: StreamResampler | None = None
+        chunk: _Frames | None = None
+        tail_samples = 0
         levels_every = max(1, 1000 // LEVELS_PER_SECOND // FRAME_MS)
         # Meters fall by a factor of 0.8 per 10 ms frame; the loop runs once per chunk.
-        decay = 0.8 ** (self.settings.chunk_ms / FRAME_MS)
+        decay = 0.8 ** (chunk_ms / FRAME_MS)
         in_level = out_level = 0.0
         frames_done = 0
         delay_ms = 0
@@ -459,16 +770,54 @@ class AudioEngine:
                 continue
             near_samples = _joined(cleaned)
             in_level = max(in_level * decay, rms(near_samples))
-            resampled = to_wire.process(near_samples)
-            if self._muted:  # after the resampler, so no filter tail leaks through
-                resampled = np.zeros_like(resampled)
-            for piece in chunk.feed(resampled):
-                self._post(self._deliver_mic_chunk, encode(piece, wire))
+            taps = self._taps
+            if taps:
+                self._feed_taps(taps, to_taps.process(near_samples))
+
+            attachment = self._attachment
+            if attachment is not attached:
+                attached = attachment
+                if attachment is None:
+                    to_wire = chunk = None
+                else:
+                    wire_rate = attachment.wire.sample_rate
+                    to_wire = StreamResampler(rate, wire_rate, REALTIME_QUALITY)
+                    chunk = _Frames(max(1, wire_rate * chunk_ms // 1000))
+                    tail_samples = wire_rate * PTT_TAIL_MS // 1000
+            # The key first, then the releases (set_talking writes them the other way).
+            held = self._talk_held
+            releases = self._releases
+            if releases != self._releases_seen:
+                self._tail_left = tail_samples if attached is not None else 0
+                self._releases_seen = releases
+            if attached is not None and to_wire is not None and chunk is not None:
+                resampled = to_wire.process(near_samples)
+                # Both after the resampler, so no filter tail leaks through.
+                if self._push_to_talk and not held:
+                    resampled, self._tail_left = gate_push_to_talk(resampled, self._tail_left)
+                if self._muted:
+                    resampled = np.zeros_like(resampled)
+                for piece in chunk.feed(resampled):
+                    self._post(
+                        self._deliver_mic_chunk, attached.generation, encode(piece, attached.wire)
+                    )
             before, frames_done = frames_done, frames_done + len(cleaned)
             if frames_done // levels_every != before // levels_every:
                 self.input_level, self.output_level = in_level, out_level
                 if self.on_levels is not None:
                     self._post(self.on_levels, in_level, out_level)
+
+    def _feed_taps(self, taps: tuple[MicTap, ...], samples: Int16Array) -> None:
+        if samples.size == 0:
+            return
+        frames = np.array(samples, dtype=np.int16)  # the taps' own, and read-only
+        frames.flags.writeable = False
+        for tap in taps:
+            try:
+                tap(frames)
+            except Exception:
+                logger.exception("a microphone tap failed; it gets no more audio")
+                self._remove_tap(tap)
 
     # ------------------------------------------------------------------ back on the loop
 
@@ -479,8 +828,8 @@ class AudioEngine:
         with contextlib.suppress(RuntimeError):  # the loop closed under us
             loop.call_soon_threadsafe(callback, *args)
 
-    def _deliver_mic_chunk(self, chunk: bytes) -> None:
-        if self._running and self._sink is not None:
+    def _deliver_mic_chunk(self, generation: int, chunk: bytes) -> None:
+        if self._running and generation == self._generation and self._sink is not None:
             self._sink.on_mic_audio(chunk)
 
     def _playback_started(self) -> None:
@@ -513,10 +862,29 @@ class AudioEngine:
         if self._sink is not None:
             self._sink.on_audio_notice(message)
 
+    def _listening_failed(self, message: str) -> None:
+        if self.on_listening_failure is not None:
+            try:
+                self.on_listening_failure(message)
+            except Exception:
+                logger.exception("the listening-failure handler failed")
+
+    def _ensure_watchdog(self) -> None:
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.ensure_future(self._watch())
+
+    async def _stop_watchdog(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is None or watchdog is asyncio.current_task():
+            return
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
+
     async def _watch(self) -> None:
         """A device that vanishes stops calling back: reopen the defaults, or give up
-        with a sentence."""
-        while self._running:
+        with a sentence (to the conversation, and to whoever listens)."""
+        while self._running or self._listening:
             await asyncio.sleep(0.5)
             pipeline = self._pipeline
             if pipeline is None or self._reconfigure_lock.locked():
@@ -533,21 +901,42 @@ class AudioEngine:
                 async with self._reconfigure_lock:
                     await asyncio.to_thread(self._close_streams, pipeline)
                     self._pipeline = None
-                    self._pipeline = await asyncio.to_thread(self._open, None, None)
+                    mic_rate = pipeline.asked_input_rate
+                    self._pipeline = await asyncio.to_thread(
+                        self._open, None, None, mic_rate, pipeline.settings
+                    )
             except DeviceError as exc:
                 logger.warning("no working audio device: %s", exc)
-                self._running = False
+                was_running, was_listening = self._running, self._listening
+                sink = self._sink
+                self._running = self._listening = False
+                self._watchdog = None
                 await self._release()
-                if self._sink is not None:
-                    self._sink.on_audio_failure(
+                if was_running and sink is not None:
+                    sink.on_audio_failure(
                         f"The {lost} stopped working and no other could be opened, so the "
                         "conversation goes on as text."
+                    )
+                if was_listening:
+                    self._listening_failed(
+                        f"The {lost} stopped working and no other could be opened, so "
+                        "voicedesk stopped listening."
                     )
                 return
             self._notice(
                 f"The {lost} stopped working; voicedesk switched to the default devices "
                 f"({self._pipeline.input_device.name} / {self._pipeline.output_device.name})."
             )
+
+
+def _start_error(exc: Exception) -> AudioStartError:
+    """The sentence for a failure to open the devices."""
+    if isinstance(exc, DeviceError):
+        return AudioStartError(str(exc))
+    if not isinstance(exc, AudioStartError):  # PortAudio failing to initialise, say
+        logger.error("audio could not start", exc_info=exc)
+        return AudioStartError(f"The sound system could not be opened ({exc}).")
+    return exc
 
 
 def _drain(source: queue.SimpleQueue[Int16Array]) -> list[Int16Array]:

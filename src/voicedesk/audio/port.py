@@ -62,4 +62,5 @@ class AudioPort(Protocol):
         """Output volume, 0..1."""
 
     async def stop(self) -> None:
-        """Close the devices. Safe to call twice."""
+        """Close the devices (an engine also listening for a hotword keeps them open and
+        only stops feeding this conversation). Safe to call twice."""

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 class AudioSettings:
     """``input_device``/``output_device``: an index, a (part of a) name, or ``None``
     for the system default. ``chunk_ms``: microphone audio per message to the agent.
-    ``speaker_rate``: the rate the speaker is opened at where it can be (the
-    microphone opens at the conversation's input rate where it can)."""
+    ``speaker_rate``: the rate the speaker is opened at where it can be.
+    ``microphone_rate``: the rate the microphone is opened at where it can be; ``None``
+    for the conversation's input rate (16 kHz while only listening for the hotword)."""
 
     input_device: str | int | None = None
     output_device: str | int | None = None
@@ -18,3 +19,4 @@ class AudioSettings:
     noise_suppression: bool = True
     chunk_ms: int = 20
     speaker_rate: int | None = 48000
+    microphone_rate: int | None = None

@@ -6,6 +6,12 @@ a new :class:`~voicedesk.session.Conversation` through the
 into the :class:`~voicedesk.session.transcript.Transcript`, and re-emits what views
 need. Everything runs on the Qt thread, which is the asyncio loop's (qasync).
 
+Hands-free (:meth:`ConversationController.set_hands_free`): a
+:class:`~voicedesk.handsfree.HandsFreeLoop` builds the conversations instead of Start;
+each one is attached here as it begins, so the window shows it as any other.
+``handsFreeChanged(state, sentence)`` says what the loop does ("off", "listening", …).
+Push-to-talk: :attr:`ConversationController.talk` (``talkChanged`` after each change).
+
 MCP tools that need the user's approval: the controller is the conversation's
 approver. It emits ``approvalRequested(call)`` and waits for :meth:`answer_approval`;
 no answer within the call's approval time, the conversation ending, or the window
@@ -21,6 +27,19 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from voicedesk.handsfree import (
+    ConversationBegins,
+    ConversationOver,
+    HandsFreeLoop,
+    HandsFreeUnavailable,
+    HotwordHeard,
+    LoopEvent,
+    LoopProblem,
+    LoopState,
+    PushToTalk,
+    StateChanged,
+    launcher_loop,
+)
 from voicedesk.launch import Launcher, LaunchPlan
 from voicedesk.protocol.events import FeedbackScore, McpToolCall
 from voicedesk.protocol.machine import (
@@ -62,6 +81,8 @@ class ConversationController(QObject):
     errorRaised = Signal(str)
     audioChanged = Signal()
     ended = Signal(object)
+    handsFreeChanged = Signal(str, str)  # the loop's state ("off", "listening", …), a sentence
+    talkChanged = Signal()  # push-to-talk turned on or off, the talk key held or let go
 
     def __init__(self, launcher: Launcher, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +95,13 @@ class ConversationController(QObject):
         self._muted = False
         self._volume = 1.0
         self._approvals: dict[str, asyncio.Future[bool]] = {}
+        self._hands_free: HandsFreeLoop | None = None
+        self._hands_free_task: asyncio.Task[None] | None = None
+        self._hands_free_state = LoopState.OFF
+        self._hands_free_sentence = ""
+        self.talk = PushToTalk(
+            launcher, key=launcher.plan.talk_key, hold=True, on_change=self.talkChanged.emit
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -91,7 +119,22 @@ class ConversationController(QObject):
 
     @property
     def can_start(self) -> bool:
+        if self._hands_free is not None:  # Start skips the hotword
+            return self._hands_free_state is LoopState.LISTENING
         return self.status == "disconnected" and not self._starting
+
+    @property
+    def hands_free(self) -> bool:
+        """The hands-free loop runs (from switching it on until it has stopped)."""
+        return self._hands_free is not None
+
+    @property
+    def hands_free_state(self) -> LoopState:
+        return self._hands_free_state
+
+    @property
+    def hands_free_sentence(self) -> str:
+        return self._hands_free_sentence
 
     @property
     def can_end(self) -> bool:
@@ -130,8 +173,12 @@ class ConversationController(QObject):
     # ------------------------------------------------------------------ actions
 
     def start(self) -> None:
-        """Start a conversation with the current plan (no-op unless :attr:`can_start`)."""
+        """Start a conversation with the current plan (no-op unless :attr:`can_start`);
+        while hands-free listens, one starts on the open devices without the hotword."""
         if not self.can_start:
+            return
+        if self._hands_free is not None:
+            self._hands_free.trigger()
             return
         self._set_starting(True)
         self.runner.run(self._start(), what="start the conversation")
@@ -251,9 +298,91 @@ class ConversationController(QObject):
         )
 
     def set_plan(self, plan: LaunchPlan) -> None:
-        """Use ``plan`` from the next Start on (showing reasoning from now on)."""
+        """Use ``plan`` from the next Start on (showing reasoning from now on). Hands-free
+        picks it up from its next conversation (a new hotword: switch it off and on)."""
         self.launcher.set_plan(plan)
         self.transcript.show_reasoning = plan.show_reasoning
+        self.talk.key = plan.talk_key
+        self.talkChanged.emit()
+
+    # ------------------------------------------------------------------ hands-free
+
+    def set_hands_free(self, on: bool) -> None:
+        """Switch the hotword loop on (it opens the microphone and listens; nothing is
+        sent until the hotword is heard) or off (a running conversation ends, the
+        devices close). A failure is a banner and the switch goes back off."""
+        if on and self._hands_free is None:
+            try:
+                loop = launcher_loop(
+                    self.launcher, approver=self._ask_approval, on_event=self._on_loop_event
+                )
+            except HandsFreeUnavailable as exc:
+                self.errorRaised.emit(str(exc))
+                self._set_hands_free_state(LoopState.OFF, str(exc))
+                return
+            self._hands_free = loop
+            self._hands_free_task = self.runner.run(
+                self._run_hands_free(loop), what="listen for the hotword"
+            )
+        elif not on and self._hands_free is not None:
+            self._hands_free.stop()
+
+    def restart_hands_free(self) -> None:
+        """Switch hands-free off and on again (another hotword was chosen)."""
+        if self._hands_free is None:
+            return
+
+        async def restart() -> None:
+            await self._stop_hands_free()
+            self.set_hands_free(True)
+
+        self.runner.run(restart(), what="listen for the new hotword")
+
+    def pause_hands_free(self, paused: bool) -> None:
+        """While paused the loop does not hear the microphone (Settings records takes)."""
+        if self._hands_free is not None:
+            self._hands_free.set_paused(paused)
+
+    async def _run_hands_free(self, loop: HandsFreeLoop) -> None:
+        try:
+            await loop.run()
+        except HandsFreeUnavailable as exc:
+            self.errorRaised.emit(str(exc))
+        finally:
+            if self._hands_free is loop:
+                self._hands_free = None
+                self._hands_free_task = None
+            # Once more now that hands_free is False: the window's switch follows.
+            self._set_hands_free_state(LoopState.OFF, "Hands-free is off.")
+
+    async def _stop_hands_free(self) -> None:
+        task = self._hands_free_task
+        if self._hands_free is not None:
+            self._hands_free.stop()
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _on_loop_event(self, event: LoopEvent) -> None:
+        match event:
+            case StateChanged(state=state, sentence=sentence):
+                self._set_hands_free_state(state, sentence)
+            case HotwordHeard(hotword=hotword, confidence=confidence) if confidence is not None:
+                self.transcript.add_notice(f"Heard “{hotword}” (confidence {confidence:.2f}).")
+            case ConversationBegins(conversation=conversation):
+                self._attach(conversation)
+                conversation.set_mic_muted(self._muted)
+                conversation.set_volume(self._volume)
+            case ConversationOver(details=None, sentence=sentence):
+                self.errorRaised.emit(sentence)
+            case LoopProblem(sentence=sentence):
+                self.errorRaised.emit(sentence)
+            case _:
+                pass
+
+    def _set_hands_free_state(self, state: LoopState, sentence: str) -> None:
+        self._hands_free_state = state
+        self._hands_free_sentence = sentence
+        self.handsFreeChanged.emit(state.value, sentence)
 
     async def shutdown(self) -> None:
         """End the conversation, stop the demo agent, release the devices. Open MCP
@@ -261,6 +390,7 @@ class ConversationController(QObject):
         if self._approvals:
             self._deny_pending_approvals()
             await asyncio.sleep(0.05)  # let the conversation send the denials
+        await self._stop_hands_free()
         if self._conversation is not None and self.status != "disconnected":
             await self._conversation.end()
         await self.runner.shutdown()

@@ -1,6 +1,7 @@
 """``voicedesk --self-test``: a short scripted conversation with the local demo agent
-through the real window, session, audio and tool code; one summary line, exit 0 on
-success. Users run it to check their set-up; the bundle smoke test runs it too."""
+through the real window, session, audio and tool code, then the hotword detector (its
+model loads and scores a window); one summary line, exit 0 on success. Users run it to
+check their set-up; the bundle smoke test runs it too."""
 
 from __future__ import annotations
 
@@ -108,6 +109,9 @@ async def run_self_test(shell: WindowShell, *, print_line: Callable[[str], None]
         signed = await fetch_signed_url(server_url, "demo", "sk_self_test_key", 10.0)
         if "conversation_signature=" not in signed:
             raise SelfTestFailed("the signed URL has no signature")
+        # Hands-free: the detector's model and the built-in hotword load, and score.
+        step = "hotword"
+        hotword = await _check_hotword()
     except AuthError as exc:
         print_line(f"voicedesk self-test FAILED at {step}: {exc}")
         return 1
@@ -118,6 +122,27 @@ async def run_self_test(shell: WindowShell, *, print_line: Callable[[str], None]
     tool = tool_line.text.split("[")[-1].rstrip("]")
     print_line(
         f"voicedesk self-test passed in {total:.1f} s: connected in {connect_s * 1000:.0f} ms, "
-        f"{audio}, getBatteryLevel answered in {tool}, ended cleanly, signed URL obtained."
+        f"{audio}, getBatteryLevel answered in {tool}, ended cleanly, signed URL obtained, "
+        f"{hotword}."
     )
     return 0
+
+
+async def _check_hotword() -> str:
+    """The hotword model loads and scores a window (in a worker thread: ~0.2 s)."""
+    try:
+        from voicedesk.audio import wakeword
+    except ImportError as exc:  # onnxruntime missing from the install or the bundle
+        raise SelfTestFailed(f"the hotword detector cannot load ({exc})") from None
+    try:
+        check = await asyncio.to_thread(wakeword.self_check)
+    except (wakeword.HotwordModelError, wakeword.HotwordError) as exc:
+        raise SelfTestFailed(str(exc).rstrip(".")) from None
+    if not 0.0 <= check.silence_confidence <= 1.0:  # NaN too
+        raise SelfTestFailed(
+            f"the hotword model scored a window {check.silence_confidence}: it is not working"
+        )
+    return (
+        f"hotword model loaded in {check.load_ms:.0f} ms and scored a window in "
+        f"{check.score_ms:.0f} ms"
+    )

@@ -1,5 +1,7 @@
 """Settings: the agent (its environment and branch), the API key (OS keyring), the
-server or region, devices, echo cancellation, and whether to show the agent's reasoning.
+server or region, devices, echo cancellation, and whether to show the agent's reasoning;
+on the Hotword page, the hotword hands-free listens for, push-to-talk and its key, and
+the recorder that makes your own hotword (:class:`~voicedesk.ui.hotword_page.HotwordPage`).
 The dialog only collects a :class:`~voicedesk.launch.SettingsForm`; validating and
 saving it is :func:`voicedesk.launch.apply_settings_form`."""
 
@@ -7,22 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QKeySequenceEdit,
     QLabel,
     QLineEdit,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from voicedesk.launch import SettingsForm
+from voicedesk.launch import DEFAULT_TALK_KEY, SettingsForm
 
 REGIONS = ("", "global", "us", "eu", "in", "sg")
 DEFAULT_DEVICE = "System default"
+DEFAULT_HOTWORD_LABEL = "Hey Eleven (built in)"
 
 
 class SettingsDialog(QDialog):
@@ -35,13 +41,23 @@ class SettingsDialog(QDialog):
         inputs: Sequence[str] = (),
         outputs: Sequence[str] = (),
         has_saved_key: bool = False,
+        hotwords: Sequence[str] = (),
+        hotword_page: QWidget | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("settingsDialog")
         self.setWindowTitle("voicedesk settings")
         self._has_saved_key = has_saved_key
-        layout = QVBoxLayout(self)
+        self._hands_free = form.hands_free
+        outer = QVBoxLayout(self)
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("settingsTabs")
+        outer.addWidget(self.tabs)
+        agent_page = QWidget()
+        agent_page.setObjectName("agentPage")
+        self.tabs.addTab(agent_page, "Agent")
+        layout = QVBoxLayout(agent_page)
         intro = QLabel(
             "Connect your ElevenLabs agent. A public agent needs only its ID; a private "
             "one also needs an API key, which is kept in your system's keyring, never in a file."
@@ -110,19 +126,91 @@ class SettingsDialog(QDialog):
         self.show_reasoning.setChecked(form.show_reasoning)
         grid.addRow("", self.show_reasoning)
 
+        layout.addStretch(1)
+
+        self.hotword_page = self._build_hotword_page(form, hotwords, hotword_page)
+        self.tabs.addTab(self.hotword_page, "Hotword")
+
         self.error = QLabel()
         self.error.setObjectName("settingsError")
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #DC2626;")
         self.error.hide()
-        layout.addWidget(self.error)
+        outer.addWidget(self.error)
 
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        outer.addWidget(buttons)
+
+    def _build_hotword_page(
+        self, form: SettingsForm, hotwords: Sequence[str], recorder: QWidget | None
+    ) -> QWidget:
+        page = QWidget()
+        page.setObjectName("hotwordPage")
+        layout = QVBoxLayout(page)
+        intro = QLabel(
+            "Hands-free listens for the hotword on this computer and starts a conversation "
+            "when it hears it; nothing leaves the computer until then."
+        )
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        grid = QFormLayout()
+        layout.addLayout(grid)
+        self.wake_word = QComboBox()
+        self.wake_word.setObjectName("wakeWordCombo")
+        self.wake_word.setEditable(True)
+        self.wake_word.addItem(DEFAULT_HOTWORD_LABEL, "")
+        for name in hotwords:
+            self.wake_word.addItem(name, name)
+        current = form.wake_word.strip()
+        if current:
+            at = self.wake_word.findData(current)
+            if at < 0:
+                self.wake_word.addItem(current, current)
+                at = self.wake_word.count() - 1
+            self.wake_word.setCurrentIndex(at)
+        editor = self.wake_word.lineEdit()
+        if editor is not None:
+            editor.setPlaceholderText("a hotword's name, or the path of a reference file")
+        grid.addRow("Hotword", self.wake_word)
+        self.push_to_talk = QCheckBox("Push-to-talk: hold the talk key to speak")
+        self.push_to_talk.setObjectName("pushToTalkCheck")
+        self.push_to_talk.setChecked(form.push_to_talk)
+        self.push_to_talk.setToolTip(
+            "The microphone sends silence unless you hold the talk key or the talk button"
+        )
+        grid.addRow("", self.push_to_talk)
+        self.talk_key = QKeySequenceEdit(QKeySequence(form.talk_key or DEFAULT_TALK_KEY))
+        self.talk_key.setObjectName("talkKeyEdit")
+        self.talk_key.setMaximumSequenceLength(1)
+        self.talk_key.setToolTip(
+            "The key to hold while you speak (not while typing in the message box)"
+        )
+        grid.addRow("Talk key", self.talk_key)
+        if recorder is not None:
+            layout.addWidget(recorder)
+        layout.addStretch(1)
+        return page
+
+    def add_hotword(self, name: str) -> None:
+        """A hotword was just built: offer it, chosen."""
+        at = self.wake_word.findData(name)
+        if at < 0:
+            self.wake_word.addItem(name, name)
+            at = self.wake_word.count() - 1
+        self.wake_word.setCurrentIndex(at)
+
+    def chosen_hotword(self) -> str:
+        """The hotword chosen ("" for the built-in one)."""
+        text = self.wake_word.currentText().strip()
+        if text == DEFAULT_HOTWORD_LABEL:
+            return ""
+        at = self.wake_word.findText(text)
+        data = self.wake_word.itemData(at) if at >= 0 else None
+        return str(data) if isinstance(data, str) else text
 
     @staticmethod
     def _device_combo(name: str, devices: Sequence[str], current: str | None) -> QComboBox:
@@ -156,6 +244,10 @@ class SettingsDialog(QDialog):
             environment=self.environment.text(),
             branch_id=self.branch_id.text(),
             show_reasoning=self.show_reasoning.isChecked(),
+            hands_free=self._hands_free,
+            wake_word=self.chosen_hotword(),
+            push_to_talk=self.push_to_talk.isChecked(),
+            talk_key=self.talk_key.keySequence().toString() or DEFAULT_TALK_KEY,
         )
 
     def show_error(self, sentence: str) -> None:

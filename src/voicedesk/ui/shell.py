@@ -30,6 +30,7 @@ from PySide6.QtWidgets import QApplication
 
 from voicedesk import APP_NAME, __version__
 from voicedesk.config import Settings, load_api_key, load_settings, save_settings
+from voicedesk.handsfree import HotwordTester, TakeRecorder
 from voicedesk.launch import (
     Launcher,
     LaunchPlan,
@@ -41,6 +42,7 @@ from voicedesk.launch import (
 from voicedesk.tools import ToolRegistry
 from voicedesk.ui.controller import ConversationController
 from voicedesk.ui.flash import OverlayFlash
+from voicedesk.ui.hotword_page import HotwordPage
 from voicedesk.ui.settings_dialog import SettingsDialog
 from voicedesk.ui.window import DeviceChoice, MainWindow
 
@@ -84,7 +86,7 @@ class WindowShell(QObject):
         self.settings = settings
         self.flash = OverlayFlash()
         self._session_key: str | None = None  # a key the keyring could not keep
-        first_run = plan.demo_reason is not None
+        first_run = plan.demo_reason is not None and not plan.hands_free
         self.controller = ConversationController(
             Launcher(
                 plan,
@@ -100,6 +102,7 @@ class WindowShell(QObject):
         self.window.demoRequested.connect(self.choose_demo)
         self.window.inputDeviceChosen.connect(lambda c: self._device_chosen(c, output=False))
         self.window.outputDeviceChosen.connect(lambda c: self._device_chosen(c, output=True))
+        self.window.handsFreeToggled.connect(self._hands_free_toggled)
         self.window.set_close_handler(self._window_closed)
         if not first_run:
             self.window.show_conversation(describe_plan(plan))
@@ -133,8 +136,11 @@ class WindowShell(QObject):
     def after_show(self) -> None:
         """Work that waits until the window is visible."""
         self.controller.launcher.preload()
-        if not self.controller.plan.options.text_only:
+        plan = self.controller.plan
+        if not plan.options.text_only:
             self.run(self.load_devices(), "list the audio devices")
+            if plan.hands_free or (self.settings.hands_free and plan.demo_reason is None):
+                self.window.set_hands_free(True)
 
     async def load_devices(self) -> None:
         from voicedesk.audio.devices import list_devices
@@ -169,13 +175,34 @@ class WindowShell(QObject):
     def open_settings(self) -> None:
         names_in = [d.name for d in self.devices if d.is_input]
         names_out = [d.name for d in self.devices if d.is_output]
+        page = self._hotword_page()
         dialog = SettingsDialog(
             form_from_settings(self.settings),
             inputs=names_in,
             outputs=names_out,
             has_saved_key=self._has_saved_key(),
+            hotwords=_saved_hotwords(),
+            hotword_page=page,
             parent=self.window,
         )
+        page.chosen_hotword = dialog.chosen_hotword
+        page.built.connect(dialog.add_hotword)
+        wake_word = self.controller.plan.wake_word
+        # The takes and the live test must not start a conversation.
+        self.controller.pause_hands_free(True)
+        try:
+            self._run_settings(dialog)
+        finally:
+            self.run(page.detach(), "close the microphone")
+            self.controller.pause_hands_free(False)
+        if self.controller.plan.wake_word != wake_word:
+            self.controller.restart_hands_free()
+
+    def _hotword_page(self) -> HotwordPage:
+        recorder = TakeRecorder(self.controller.launcher.ensure_engine)
+        return HotwordPage(recorder, HotwordTester(recorder), self.run)
+
+    def _run_settings(self, dialog: SettingsDialog) -> None:
         while dialog.exec():
             form = dialog.form()
             try:
@@ -227,6 +254,11 @@ class WindowShell(QObject):
             else:
                 self.controller.switch_devices(input_device=wanted)
 
+    def _hands_free_toggled(self, on: bool) -> None:
+        if self.settings.hands_free != on:
+            self.settings.hands_free = on
+            save_settings(self.settings)
+
     def _save_volume(self) -> None:
         self.settings.volume = self.window.volume.value() / 100
         save_settings(self.settings)
@@ -257,6 +289,15 @@ class _FirstPaintProbe(QObject):
                 stamp.write(repr(time.time()))
             QTimer.singleShot(0, self._window.close)
         return False
+
+
+def _saved_hotwords() -> list[str]:
+    """The trained hotwords' names (none when the detector's package cannot load)."""
+    try:
+        from voicedesk.audio.wakeword import saved_hotwords
+    except ImportError:
+        return []
+    return saved_hotwords()
 
 
 def _index_of(devices: list[DeviceInfo], wanted: str | int | None, *, output: bool) -> int | None:

@@ -3,6 +3,12 @@ feedback, message and context) plus what a desktop user expects (transcript, mut
 volume, meters, devices, latency, shortcuts, error banner, first-run choice), the
 agent's "typing…", and a card for each MCP tool call that waits for the user's approval.
 
+Hands-free and push-to-talk: the Hands-free switch runs the controller's hotword loop
+(its state in a line beside it); with push-to-talk on (Settings), the talk button and
+the talk key (Space unless set otherwise; not while the message box has the focus, so
+Space still types there) are held to talk, and the state is shown ("Talking" /
+"Hold Space to talk").
+
 A thin view over :class:`~voicedesk.ui.controller.ConversationController`: widgets
 call its methods; its signals land in the ``_on_*`` handlers below.
 """
@@ -10,22 +16,31 @@ call its methods; its signals land in the ``_on_*`` handlers below.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QCheckBox,
     QComboBox,
     QHBoxLayout,
+    QKeySequenceEdit,
     QLabel,
+    QLineEdit,
     QMainWindow,
+    QPlainTextEdit,
     QPushButton,
     QSlider,
     QStackedWidget,
+    QTextEdit,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from voicedesk.handsfree import LoopState
 from voicedesk.protocol.events import McpToolCall
 from voicedesk.session.transcript import approval_time_s, approval_title, parameter_rows
 from voicedesk.ui.controller import ConversationController
@@ -75,6 +90,7 @@ class MainWindow(QMainWindow):
     demoRequested = Signal()
     inputDeviceChosen = Signal(object)
     outputDeviceChosen = Signal(object)
+    handsFreeToggled = Signal(bool)  # the user flipped the Hands-free switch
 
     def __init__(self, controller: ConversationController, *, first_run: bool = False) -> None:
         super().__init__()
@@ -100,6 +116,10 @@ class MainWindow(QMainWindow):
 
         self._build_shortcuts()
         self._connect_controller()
+        # Seen by the application before any widget, and only while push-to-talk is on:
+        # every event of the app passes through it.
+        self._talk_filter = _TalkKeyFilter(self)
+        self._talk_filter_installed = False
         self._refresh()
 
     # ------------------------------------------------------------------ layout
@@ -234,6 +254,7 @@ class MainWindow(QMainWindow):
         layout.addLayout(sends)
 
         layout.addWidget(self._build_audio_row())
+        layout.addWidget(self._build_hands_free_row())
 
         controls = QHBoxLayout()
         self.start_button = QPushButton("Start conversation")
@@ -295,6 +316,38 @@ class MainWindow(QMainWindow):
         grid.addWidget(self.output_combo)
         return row
 
+    def _build_hands_free_row(self) -> QWidget:
+        row = QWidget()
+        row.setObjectName("handsFreeRow")
+        line = QHBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        self.hands_free_switch = QCheckBox("Hands-free")
+        _name(
+            self.hands_free_switch,
+            "handsFreeSwitch",
+            "Listen for the hotword and start a conversation when you say it; nothing "
+            "leaves this computer while it only listens",
+        )
+        self.hands_free_switch.toggled.connect(self._on_hands_free_toggled)
+        self.hands_free_status = QLabel("")
+        _name(self.hands_free_status, "handsFreeStatus", "What hands-free is doing")
+        self.hands_free_status.setStyleSheet("color: #6B7280;")
+        self.talk_state = QLabel("")
+        _name(self.talk_state, "talkState", "Push-to-talk: whether the microphone is open")
+        self.talk_button = QPushButton("Hold to talk")
+        _name(
+            self.talk_button,
+            "talkButton",
+            "Push-to-talk: hold this button (or the talk key) while you speak",
+        )
+        self.talk_button.pressed.connect(self.controller.talk.press)
+        self.talk_button.released.connect(self.controller.talk.release)
+        line.addWidget(self.hands_free_switch)
+        line.addWidget(self.hands_free_status, 1)
+        line.addWidget(self.talk_state)
+        line.addWidget(self.talk_button)
+        return row
+
     def _build_shortcuts(self) -> None:
         def bind(keys: str, action: Callable[[], None]) -> None:
             shortcut = QShortcut(QKeySequence(keys), self)
@@ -322,6 +375,8 @@ class MainWindow(QMainWindow):
         c.errorRaised.connect(self.banner.show_message)
         c.audioChanged.connect(self._refresh_audio)
         c.ended.connect(lambda _: self._refresh())
+        c.handsFreeChanged.connect(lambda _state, _sentence: self._refresh())
+        c.talkChanged.connect(self._refresh_talk)
 
     # ------------------------------------------------------------------ public
 
@@ -395,6 +450,35 @@ class MainWindow(QMainWindow):
         card.deleteLater()
         self.approval_area.setVisible(bool(self.approval_cards))
 
+    def _on_hands_free_toggled(self, on: bool) -> None:
+        self.controller.set_hands_free(on)
+        self.handsFreeToggled.emit(on)
+        self._refresh()
+
+    def set_hands_free(self, on: bool) -> None:
+        """Flip the switch as the user would (the app does it at start-up)."""
+        self.hands_free_switch.setChecked(on)
+
+    def talk_key(self) -> int:
+        """The push-to-talk key (a ``Qt.Key`` value): the first key of the setting."""
+        sequence = QKeySequence(self.controller.talk.key)
+        if sequence.count() == 0:
+            return int(Qt.Key.Key_Space.value)
+        first = cast(Any, sequence)[0]  # a QKeyCombination (indexing is not in the stubs)
+        return int(first.key().value)
+
+    def _refresh_talk(self) -> None:
+        talk = self.controller.talk
+        self._install_talk_filter(talk.enabled)
+        self.talk_state.setVisible(talk.enabled)
+        self.talk_button.setVisible(talk.enabled)
+        self.talk_state.setText(talk.text)
+        self.talk_state.setStyleSheet(
+            "color: #10B981; font-weight: bold;" if talk.talking else "color: #6B7280;"
+        )
+        self.talk_button.setText("Talking…" if talk.talking else "Hold to talk")
+        self.talk_button.setAccessibleDescription(talk.text)
+
     def _on_mute_toggled(self, muted: bool) -> None:
         self.controller.set_muted(muted)
         self.mute_button.setText("Unmute" if muted else "Mute")
@@ -430,6 +514,23 @@ class MainWindow(QMainWindow):
         self._refresh_typing()
         self._refresh_message_buttons()
         self._refresh_audio()
+        self._refresh_hands_free()
+        self._refresh_talk()
+
+    def _refresh_hands_free(self) -> None:
+        c = self.controller
+        self.hands_free_switch.blockSignals(True)
+        self.hands_free_switch.setChecked(c.hands_free)
+        self.hands_free_switch.blockSignals(False)
+        self.hands_free_switch.setEnabled(c.hands_free or not c.plan.options.text_only)
+        state = c.hands_free_state
+        text = c.hands_free_sentence if c.hands_free else ""
+        if state is LoopState.LISTENING:
+            text += " Nothing leaves this computer until you say it."
+        self.hands_free_status.setText(text)
+        self.hands_free_status.setAccessibleDescription(text or "Hands-free is off")
+        if c.hands_free and state is LoopState.LISTENING:
+            self.start_button.setText("Start without the hotword")
 
     def _refresh_speaking(self) -> None:
         connected = self.controller.status == "connected"
@@ -462,22 +563,82 @@ class MainWindow(QMainWindow):
 
     def _refresh_audio(self) -> None:
         voice = self.controller.is_voice and self.controller.status == "connected"
-        for widget in (self.input_meter, self.output_meter):
-            widget.setEnabled(voice)
+        # Listening for the hotword, the microphone is open: its meter shows it.
+        listening = self.controller.hands_free_state is LoopState.LISTENING
+        self.input_meter.setEnabled(voice or listening)
+        self.output_meter.setEnabled(voice)
         engine = self.controller.launcher.engine
         if voice and engine is not None:
             self.select_devices(
                 engine.input_device.index if engine.input_device else None,
                 engine.output_device.index if engine.output_device else None,
             )
-        if not voice:
+        if not voice and not listening:
             self._on_levels(0.0, 0.0)
 
+    def _install_talk_filter(self, wanted: bool) -> None:
+        app = QApplication.instance()
+        if app is None or wanted == self._talk_filter_installed:
+            return
+        if wanted:
+            app.installEventFilter(self._talk_filter)
+        else:
+            app.removeEventFilter(self._talk_filter)
+        self._talk_filter_installed = wanted
+
+    def changeEvent(self, event: QEvent) -> None:
+        # A talk key held while the window loses the focus never sees its release.
+        if event.type() == QEvent.Type.ActivationChange and not self.isActiveWindow():
+            self.controller.talk.release()
+        super().changeEvent(event)
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._install_talk_filter(False)
+        self.controller.talk.release()
         handler, self._on_close = self._on_close, None
         if handler is not None:
             handler()
         super().closeEvent(event)
+
+
+_TEXT_INPUTS = (QPlainTextEdit, QTextEdit, QLineEdit, QAbstractSpinBox, QKeySequenceEdit)
+
+
+class _TalkKeyFilter(QObject):
+    """Push-to-talk's key, held anywhere in the window except where it types (the
+    message box): seen before the focused widget, so a focused button does not take
+    Space as a click. Auto-repeats are swallowed; only press and release count."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self._window = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind not in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+            return False
+        window = self._window
+        talk = window.controller.talk
+        if not talk.enabled or not isinstance(event, QKeyEvent):
+            return False
+        if event.key() != window.talk_key() or not _in_window(watched, window):
+            return False
+        focus = QApplication.focusWidget()
+        if isinstance(focus, _TEXT_INPUTS) and not (
+            kind == QEvent.Type.KeyRelease and talk.talking
+        ):
+            return False
+        if event.isAutoRepeat():
+            return True
+        if kind == QEvent.Type.KeyPress:
+            talk.press()
+        else:
+            talk.release()
+        return True
+
+
+def _in_window(watched: QObject, window: QWidget) -> bool:
+    return isinstance(watched, QWidget) and watched.window() is window
 
 
 def _button_style(color: str) -> str:

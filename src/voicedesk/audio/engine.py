@@ -483,13 +483,7 @@ class AudioEngine:
         try:
             await self.prepare()
             assert self._portaudio is not None
-            self._pipeline = await asyncio.to_thread(
-                self._open,
-                self.settings.input_device,
-                self.settings.output_device,
-                mic_rate,
-                self.settings,
-            )
+            self._pipeline = await self._open_configured(mic_rate)
         except Exception as exc:
             await self._release()
             raise _start_error(exc) from None
@@ -501,13 +495,7 @@ class AudioEngine:
             async with self._reconfigure_lock:
                 await asyncio.to_thread(self._close_streams, pipeline)
                 self._pipeline = None
-                self._pipeline = await asyncio.to_thread(
-                    self._open,
-                    self.settings.input_device,
-                    self.settings.output_device,
-                    mic_rate,
-                    self.settings,
-                )
+                self._pipeline = await self._open_configured(mic_rate)
         except Exception as exc:
             error = _start_error(exc)
             if self._listening:
@@ -523,13 +511,7 @@ class AudioEngine:
                 if pipeline is not None:
                     await asyncio.to_thread(self._close_streams, pipeline)
                 self._pipeline = None
-                self._pipeline = await asyncio.to_thread(
-                    self._open,
-                    self.settings.input_device,
-                    self.settings.output_device,
-                    self._standby_mic_rate(),
-                    self.settings,
-                )
+                self._pipeline = await self._open_configured(self._standby_mic_rate())
         except Exception as exc:
             logger.warning("audio: listening could not go on: %s", exc)
             self._listening = False
@@ -547,6 +529,14 @@ class AudioEngine:
         if self._stopped_report is not None:
             self._stopped_report.cancel()
             self._stopped_report = None
+
+    async def _open_configured(self, mic_rate: int) -> _Pipeline:
+        """The devices the settings name, opened (in a worker thread) with the microphone
+        at ``mic_rate``."""
+        settings = self.settings
+        return await asyncio.to_thread(
+            self._open, settings.input_device, settings.output_device, mic_rate, settings
+        )
 
     def _open(
         self,

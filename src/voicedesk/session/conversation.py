@@ -349,11 +349,12 @@ class Conversation:
         return self._send(self._core.clear_feedback())
 
     def approve_mcp_tool(self, tool_call_id: str, approved: bool) -> bool:
-        """Answer an MCP tool call awaiting approval; ``False`` when it no longer waits."""
-        task = self._approvals.pop(tool_call_id, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-        return self._send(self._core.send_mcp_approval(tool_call_id, approved))
+        """Answer an MCP tool call awaiting approval; ``False`` when it no longer waits.
+        The question is withdrawn (its approver cancelled) by the core's
+        :class:`McpApprovalClosed`, handled as the outputs are moved."""
+        sent = self._core.send_mcp_approval(tool_call_id, approved)
+        self._pump()
+        return sent
 
     def set_mic_muted(self, muted: bool) -> None:
         self._muted = muted

@@ -423,6 +423,11 @@ class ConversationController(QObject):
         self.transcript.apply(event)
         match event:
             case StatusChanged(status=status):
+                if status.value != "connecting":
+                    # Starting is over once connecting is: a text conversation connects
+                    # while start() is still unwinding, and Start must not say
+                    # "Starting…" beside "Connected".
+                    self._set_starting(False)
                 self.statusChanged.emit(status.value)
                 if status.value == "connected":
                     self.audioChanged.emit()

@@ -1123,26 +1123,36 @@ def _build_from_takes(takes: list[Samples], name: str) -> Path:
 # --------------------------------------------------------------------------- measuring
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectTimes:
+    """What :func:`time_to_connected` measured."""
+
+    ms: list[float]  # end of the phrase that was heard -> "connected", one per trial
+    misses: int  # phrases said and not heard (each trial says it until it is heard)
+
+
 async def time_to_connected(
     speak: Callable[[], Awaitable[float]],
     *,
     trials: int = 5,
     wake_word: str | None = None,
+    heard_within_s: float = 3.0,
+    tries: int = 4,
     timeout_s: float = 20.0,
     pause_s: float = 1.5,
     tools: Callable[[], Any] | None = None,
-) -> list[float]:
+) -> ConnectTimes:
     """End of the spoken hotword -> "connected", in ms, once per trial, through the real
     loop (detector, audio engine, chime) with the local demo agent.
 
-    ``speak()`` says the hotword into the microphone (``bench/wakeword.py`` and the
-    tests play espeak-ng into the null sink) and returns ``time.monotonic()`` when its
-    last sample was played. Each trial waits until the loop listens, speaks, times
-    the conversation's ``Connected``, ends the conversation. It speaks ``pause_s``
-    after the loop says it listens, as a person would: a microphone just opened takes
-    up to a second to deliver sound, and the loop is deaf for :data:`SETTLE_S` after its
-    chime. A trial whose hotword is not heard within ``timeout_s`` raises
-    ``TimeoutError``."""
+    ``speak()`` says the hotword into the microphone (``bench/wakeword.py`` plays
+    espeak-ng into the null sink) and returns ``time.monotonic()`` when its last sample
+    was played. Each trial waits until the loop listens, speaks, times the
+    conversation's ``Connected``, ends the conversation. It speaks ``pause_s`` after the
+    loop says it listens, as a person would: a microphone just opened takes up to a
+    second to deliver sound, and the loop is deaf for :data:`SETTLE_S` after its chime.
+    A phrase not heard within ``heard_within_s`` is a miss and is said again, as a
+    person repeats it; ``tries`` misses in a row raise ``TimeoutError``."""
     import argparse
 
     from voicedesk.config import Settings
@@ -1153,12 +1163,15 @@ async def time_to_connected(
     plan = resolve(argparse.Namespace(demo=True, wake_word=wake_word or ""), Settings(), {})
     launcher = Launcher(plan, tools or ToolRegistry)
     listening = asyncio.Event()
+    heard = asyncio.Event()
     connected_at: list[float] = []
 
     def on_event(event: LoopEvent) -> None:
         match event:
             case StateChanged(state=LoopState.LISTENING):
                 listening.set()
+            case HotwordHeard():
+                heard.set()
             case ConversationBegins(conversation=conversation):
                 conversation.add_listener(
                     lambda e: (
@@ -1168,22 +1181,37 @@ async def time_to_connected(
             case _:
                 pass
 
+    async def until(done: Callable[[], bool], within_s: float) -> bool:
+        deadline = time.monotonic() + within_s
+        while not done():
+            if runner.done():
+                runner.result()  # the loop failed: its exception, not a timeout
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
     loop = launcher_loop(launcher, on_event=on_event)
     runner = asyncio.ensure_future(loop.run())
     results: list[float] = []
+    misses = 0
     try:
         for _ in range(trials):
             async with asyncio.timeout(timeout_s):
                 await listening.wait()
             listening.clear()
             await asyncio.sleep(pause_s)
-            before = len(connected_at)
-            spoken_end = await speak()
-            async with asyncio.timeout(timeout_s):
-                while len(connected_at) == before:
-                    if runner.done():
-                        runner.result()
-                    await asyncio.sleep(0.005)
+            heard.clear()
+            connected_at.clear()
+            for _ in range(tries):
+                spoken_end = await speak()
+                if await until(heard.is_set, heard_within_s):
+                    break
+                misses += 1
+            else:
+                raise TimeoutError(f"the hotword was said {tries} times and not heard")
+            if not await until(lambda: bool(connected_at), timeout_s):
+                raise TimeoutError(f"heard, but not connected within {timeout_s:g} s")
             results.append((connected_at[-1] - spoken_end) * 1000)
             await loop.end_conversation()
     finally:
@@ -1191,4 +1219,4 @@ async def time_to_connected(
         with contextlib.suppress(Exception):
             await runner
         await launcher.close()
-    return results
+    return ConnectTimes(results, misses)

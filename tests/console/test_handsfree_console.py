@@ -81,11 +81,14 @@ class Console:
             self.out += line.decode(errors="replace")
 
     async def wait_for(self, text: str, timeout: float = 20, count: int = 1) -> None:
-        async with asyncio.timeout(scaled(timeout)):
-            while self.out.count(text) < count:
-                if self.proc.returncode is not None:
-                    break
-                await asyncio.sleep(0.02)
+        """Wait until ``text`` has been printed ``count`` times; an AssertionError with
+        the output so far if it is not within ``timeout`` or the console exits."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(scaled(timeout)):
+                while self.out.count(text) < count:
+                    if self.proc.returncode is not None:
+                        break
+                    await asyncio.sleep(0.02)
         assert self.out.count(text) >= count, f"no {text!r} (x{count}) in:\n{self.out}"
 
     async def send(self, line: str) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -263,6 +265,30 @@ async def test_espeak_output_is_resampled_to_the_format() -> None:
     at_8k = await voice_module.synthesize("testing", 8000, VoiceKind.ESPEAK)
     at_48k = await voice_module.synthesize("testing", 48000, VoiceKind.ESPEAK)
     assert abs(at_48k.size / at_8k.size - 6) < 0.01
+
+
+async def test_an_interrupted_synthesis_is_reaped_whatever_it_already_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn cut off while the synthesiser still writes must not hang the call.
+
+    The stand-in ``espeak-ng`` leaves a child that writes 400 kB after the kill, more
+    than asyncio buffers before it stops reading the pipe: unless the output is read to
+    its end, the pipe never closes and the killed process is never reaped."""
+    fake = tmp_path / "espeak-ng"
+    fake.write_text("#!/bin/sh\n( sleep 0.3; head -c 400000 /dev/zero ) &\nexec sleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    speaking = asyncio.ensure_future(
+        voice_module.synthesize("a long reply", 16000, VoiceKind.ESPEAK)
+    )
+    await asyncio.sleep(0.1)
+    speaking.cancel()
+    started = time.monotonic()
+    done, _ = await asyncio.wait({speaking}, timeout=scaled(5))
+    assert speaking in done, "the interrupted synthesiser was never reaped"
+    assert speaking.cancelled()
+    assert time.monotonic() - started < scaled(2)
 
 
 async def test_user_speech_interrupts_the_agent_and_gets_a_turn() -> None:

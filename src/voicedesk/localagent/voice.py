@@ -96,15 +96,28 @@ async def _espeak(text: str, rate: int) -> Int16Array:
         out, _ = await proc.communicate()
     except asyncio.CancelledError:
         # The turn was interrupted: leave no synthesiser (or its reaper thread) behind.
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await asyncio.shield(proc.wait())
+        await asyncio.shield(_kill_and_reap(proc))
         raise
     if proc.returncode != 0:
         raise RuntimeError(f"espeak-ng exited with {proc.returncode}")
     # Parsing and resampling a reply's seconds of audio take tens of ms: off the loop,
     # which in the window's --demo is also the GUI's.
     return await asyncio.to_thread(_wav_at_rate, out, rate)
+
+
+async def _kill_and_reap(proc: asyncio.subprocess.Process) -> None:
+    """Kill ``proc`` and wait for it, reading its output to the end on the way.
+
+    asyncio stops reading a pipe whose unread data passes twice the stream's limit, and
+    ``wait()`` returns only once every pipe has seen its end: with nobody reading (the
+    reader was cancelled with the turn), a synthesiser that wrote a few seconds of
+    speech is never reaped and the call's handler never returns."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    if proc.stdout is not None:
+        while await proc.stdout.read(1 << 16):
+            pass
+    await proc.wait()
 
 
 def _wav_at_rate(wav: bytes, rate: int) -> Int16Array:

@@ -174,3 +174,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         "contract: catalog types never seen: "
         f"server: {', '.join(never_server) or '-'}; client: {', '.join(never_client) or '-'}"
     )
+
+
+@pytest.fixture(scope="session")
+def pulse() -> None:
+    """The null-sink sound card: fails where scripts/test runs (VOICEDESK_AUDIO_TESTS=1),
+    skips elsewhere."""
+    from tests.audio.pulse import pulse_ready
+
+    if pulse_ready():
+        return
+    message = (
+        'no PulseAudio null sinks: run eval "$(scripts/pulse-null-sinks)" first (scripts/test does)'
+    )
+    if os.environ.get("VOICEDESK_AUDIO_TESTS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)

@@ -5,7 +5,9 @@ tests), and push-to-talk's model."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -461,3 +463,74 @@ async def test_listening_is_said_once_the_microphone_delivers() -> None:
     loop.stop()
     await task
     assert not [e for e in events if isinstance(e, LoopProblem)]
+
+
+async def test_the_loop_never_says_listening_with_the_microphone_closed() -> None:
+    """The devices closed between opening and listening (the first sound never came and
+    the engine gave up, or Settings closed the standby it had opened): the loop opens
+    them again instead of announcing "Listening" to a closed microphone."""
+
+    class ClosingEngine(FakeEngine):
+        def add_mic_tap(self, tap: Callable[[Samples], None]) -> Callable[[], None]:
+            remove = super().add_mic_tap(tap)
+            if self.listen_calls == 1:
+                self.is_listening = False  # closed under the loop, once
+            return remove
+
+    h = Harness(engine=ClosingEngine())
+    h.start()
+    await h.listening()
+    assert h.engine.is_listening, "listening means the microphone is open"
+    assert h.engine.listen_calls == 2
+    assert "The microphone closed. Trying again in 0.05 s." in h.sentences()
+    await h.stop()
+
+
+async def test_stopping_while_a_conversation_connects_ends_it_at_once() -> None:
+    class SlowConversation(FakeConversation):
+        async def start(self) -> bool:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.ended.wait(), 10)  # a connect that takes long
+            return not self.ended.is_set()
+
+    h = Harness()
+    h.next_conversations.append(SlowConversation())
+    h.start()
+    await h.listening()
+    assert h.detector is not None
+    h.detector.fire()
+    await h.until(lambda: h.loop.state is LoopState.CONNECTING and h.conversations, "connecting")
+    started = time.monotonic()
+    await h.stop()
+    assert time.monotonic() - started < 1.0, "stop waited for the whole connect"
+    assert h.conversations[0].end_calls >= 1
+    assert not h.engine.is_listening
+
+
+async def test_a_detector_that_fails_to_restart_is_built_again_before_listening() -> None:
+    h = Harness()
+    h.start()
+    await h.listening()
+    failing = [True]
+    build = h._detector
+
+    def flaky(on_detect: Callable[[Any], None]) -> FakeDetector:
+        if failing and failing.pop():
+            raise RuntimeError("out of memory")
+        return build(on_detect)
+
+    h.loop._detector_factory = flaky  # type: ignore[assignment]
+    assert h.detector is not None
+    h.detector.fire()
+    await h.conversing(1)
+    h.conversations[0].finish(DisconnectReason.AGENT, "The agent ended the conversation.")
+    await h.listening(2)
+    assert "The hotword detector could not restart: out of memory" in " ".join(h.sentences())
+    # Listening again means hearing again: a working detector is fed.
+    assert len(h.detectors) == 2
+    assert not h.detectors[-1].closed
+    h.engine.speak()
+    assert h.detectors[-1].fed == 1
+    h.detectors[-1].fire()
+    await h.conversing(2)
+    await h.stop()

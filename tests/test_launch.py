@@ -215,6 +215,32 @@ def test_the_settings_form_checks_and_saves_the_deployment() -> None:
     assert settings.environment is settings.branch_id is None
 
 
+def test_the_transport_comes_from_the_option_or_the_settings() -> None:
+    assert resolve("console", "--agent-id", "a").options.transport == "websocket"
+    plan = resolve("console", "--agent-id", "a", settings=Settings(transport="webrtc"))
+    assert plan.options.transport == "webrtc"
+    plan = resolve(
+        "console", "--agent-id", "a", "--transport", "webrtc", "--livekit-url", "wss://lk.a.b"
+    )
+    assert (plan.options.transport, plan.options.livekit_url) == ("webrtc", "wss://lk.a.b")
+    with pytest.raises(ValueError, match="is not encrypted"):
+        resolve("console", "--agent-id", "a", "--livekit-url", "ws://lk.example.com")
+    with pytest.raises(SystemExit):
+        resolve("console", "--transport", "carrier-pigeon")
+
+
+def test_the_settings_form_keeps_the_transport() -> None:
+    settings = Settings()
+    form = launch.form_from_settings(Settings(transport="webrtc", livekit_url="wss://lk.a.b"))
+    assert (form.transport, form.livekit_url) == ("webrtc", "wss://lk.a.b")
+    launch.apply_settings_form(form, settings)
+    assert (settings.transport, settings.livekit_url) == ("webrtc", "wss://lk.a.b")
+    assert config.load_settings().transport == "webrtc"
+    form.livekit_url = "https://lk.a.b"
+    with pytest.raises(ValueError, match=re.escape("LiveKit URL 'https://lk.a.b' is not")):
+        launch.apply_settings_form(form, settings)
+
+
 def test_the_server_url_help_lists_every_region() -> None:
     text = app.build_parser().format_help()
     assert "global, us, eu, in, sg" in text

@@ -31,6 +31,7 @@ from voicedesk.protocol.formats import ALL_FORMATS
 from voicedesk.session.endpoints import (
     DEFAULT_SERVER_URL,
     REGIONS,
+    TRANSPORTS,
     EndpointError,
     normalize_server_url,
 )
@@ -100,6 +101,17 @@ def _common_options() -> argparse.ArgumentParser:
         help="a JSON object passed as is to the agent's custom LLM",
     )
     g.add_argument("--text-only", action="store_true", help="no audio: text in, text out")
+    g.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        help="how the voice travels: websocket (default) or webrtc (LiveKit, as the "
+        "official client; Opus over UDP)",
+    )
+    g.add_argument(
+        "--livekit-url",
+        metavar="URL",
+        help="with --transport webrtc: a LiveKit server (wss://) instead of the region's",
+    )
     g.add_argument(
         "--show-reasoning",
         action="store_true",

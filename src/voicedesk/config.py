@@ -58,6 +58,8 @@ class Settings:
     wake_word: str | None = None  # a hotword's name or reference file; None: "hey eleven"
     push_to_talk: bool = False  # the microphone sends silence unless the talk key is held
     talk_key: str = "Space"  # the window's push-to-talk key (a Qt key sequence)
+    transport: str = "websocket"  # or "webrtc": the voice as WebRTC tracks (LiveKit)
+    livekit_url: str | None = None  # a LiveKit server of one's own instead of the region's
 
     @classmethod
     def from_json(cls, data: Any) -> Settings:

@@ -75,6 +75,7 @@ from voicedesk.session import (
     SessionEvent,
     ToolCallFinished,
     ToolCallStarted,
+    TransportNotice,
 )
 from voicedesk.session.transcript import (
     LineKind,
@@ -782,6 +783,8 @@ class ConsoleClient:
                 self._agent_responded.set()
             case AudioUnavailable(message=message) | AudioNotice(message=message):
                 self.say(f"[audio] {message}")
+            case TransportNotice(message=message):
+                self.say(f"[connection] {message}")
             case Disconnected(details=details) if not self._was_connected:
                 self.say(f"Could not start the conversation: {details.message}")
             case Disconnected(details=details):

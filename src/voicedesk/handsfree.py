@@ -221,7 +221,9 @@ def default_cues() -> Cues:
 
 def hotword_title(name: str) -> str:
     """A hotword's name as a user reads it: ``hey_eleven`` -> ``Hey Eleven``."""
-    words = Path(name).stem.replace("_", " ").replace("-", " ").split()
+    # Only a reference file's ".json" goes: a name may hold dots ("hey.computer").
+    base = Path(name).name.removesuffix(".json")
+    words = base.replace("_", " ").replace("-", " ").split()
     if words and words[-1].lower() == "ref":  # EfficientWord-Net's "hey_eleven_ref.json"
         words = words[:-1]
     return " ".join(w.capitalize() for w in words) or name
@@ -273,6 +275,7 @@ class HandsFreeLoop:
         self._detector: Detector | None = None
         self._remove_tap: Callable[[], None] | None = None
         self._conversation: LoopConversation | None = None
+        self._ending: asyncio.Task[None] | None = None  # stop() ending a conversation
         self._heard: asyncio.Event | None = None
         self._lost = asyncio.Event()
         self._stopping: asyncio.Event | None = None
@@ -328,6 +331,11 @@ class HandsFreeLoop:
         if self._stopping is None:
             self._stopping = asyncio.Event()
         self._stopping.set()
+        conversation = self._conversation
+        if conversation is not None and self._loop is not None:
+            # A conversation still connecting would otherwise keep stop() waiting for
+            # the whole connect (up to its timeouts) and then be hung up.
+            self._ending = self._loop.create_task(conversation.end())
 
     def trigger(self) -> bool:
         """Start a conversation now, as if the hotword had been heard (the window's
@@ -410,6 +418,17 @@ class HandsFreeLoop:
         assert self._stopping is not None
         self._heard.clear()
         self._lost.clear()
+        if self._detector is None and not await self._rebuild_detector():
+            return
+        if self._engine is None or not self._engine.is_listening:
+            # The devices closed under us (they failed while the microphone opened, or
+            # something else stopped the standby): open them again, never announce
+            # "Listening" with the microphone closed.
+            self._emit(LoopProblem(f"The microphone closed. Trying again in {self._retry_s:g} s."))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._retry_s):
+                    await self._stopping.wait()
+            return
         self._set_state(LoopState.LISTENING, listening_sentence(self.hotword))
         self._feeding = True
         waits = [
@@ -444,6 +463,8 @@ class HandsFreeLoop:
         except Exception as exc:
             logger.exception("hands-free: the conversation could not be built")
             return None, f"The conversation could not start: {_describe(exc)}"
+        if self._stopping.is_set():
+            return None, "Hands-free stopped before the conversation started."
         self._conversation = conversation
         try:
             self._emit(ConversationBegins(conversation))
@@ -471,6 +492,10 @@ class HandsFreeLoop:
 
     async def _close(self) -> None:
         self._feeding = False
+        ending, self._ending = self._ending, None
+        if ending is not None:
+            with contextlib.suppress(Exception):
+                await ending
         remove, self._remove_tap = self._remove_tap, None
         if remove is not None:
             with contextlib.suppress(Exception):
@@ -536,6 +561,25 @@ class HandsFreeLoop:
 
     # ------------------------------------------------------------------ helpers
 
+    async def _rebuild_detector(self) -> bool:
+        """A detector again after a failed renewal; on failure, a sentence and a pause."""
+        assert self._stopping is not None
+        try:
+            self._detector = await asyncio.to_thread(self._detector_factory, self._on_detect)
+            return True
+        except Exception as exc:
+            logger.exception("hands-free: the hotword detector could not start again")
+            self._emit(
+                LoopProblem(
+                    f"The hotword detector could not start: {_describe(exc)} Trying again in "
+                    f"{self._retry_s:g} s."
+                )
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._retry_s):
+                    await self._stopping.wait()
+            return False
+
     async def _renew_detector(self) -> None:
         """A fresh detector for the next hotword: the old one still holds the audio from
         before the conversation (the hotword itself) and counts its quiet time after a
@@ -549,7 +593,7 @@ class HandsFreeLoop:
         except Exception as exc:
             logger.exception("hands-free: the hotword detector could not restart")
             self._emit(LoopProblem(f"The hotword detector could not restart: {_describe(exc)}"))
-            self._detector = old  # closed: deaf until the next try
+            self._detector = None  # built again before the loop listens
 
     def _cue(self, cue: Cue | None) -> None:
         if cue is None or self._engine is None:
@@ -892,15 +936,17 @@ class TakeRecorder:
         return await asyncio.to_thread(_build_from_takes, takes, name)
 
     async def close(self) -> None:
-        """Stop recording, take the tap off, and close the devices if this opened them."""
+        """Stop recording, take the tap off, and close the devices if this opened them
+        (after an :meth:`open` still under way, which would otherwise leave them open)."""
         self.stop()
-        remove, self._remove_tap = self._remove_tap, None
-        if remove is not None:
-            remove()
-        engine, self._engine = self._engine, None
-        if engine is not None and self._opened_here:
-            self._opened_here = False
-            await engine.stop_listening()
+        async with self._opening:
+            remove, self._remove_tap = self._remove_tap, None
+            if remove is not None:
+                remove()
+            engine, self._engine = self._engine, None
+            if engine is not None and self._opened_here:
+                self._opened_here = False
+                await engine.stop_listening()
         self.level = 0.0
 
     # ------------------------------------------------------------------ threads

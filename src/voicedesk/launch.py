@@ -27,7 +27,12 @@ from voicedesk.config import save_api_key as _save_api_key
 from voicedesk.config import save_settings as _save_settings
 from voicedesk.protocol.catalog import CLIENT_EVENT_TYPES
 from voicedesk.session import Approver, Conversation, ConversationOptions
-from voicedesk.session.endpoints import DEFAULT_SERVER_URL
+from voicedesk.session.endpoints import (
+    DEFAULT_SERVER_URL,
+    TRANSPORTS,
+    EndpointError,
+    livekit_url,
+)
 from voicedesk.tools import ToolRegistry
 
 if TYPE_CHECKING:
@@ -220,6 +225,8 @@ def resolve(
         client_events=parse_client_events(_opt(args, "client_events")),
         custom_llm_extra_body=parse_extra_body(_opt(args, "llm_extra_body")),
         text_only=bool(_opt(args, "text_only", False)) or settings.text_only,
+        transport=parse_transport(_opt(args, "transport") or settings.transport),
+        livekit_url=parse_livekit_url(_opt(args, "livekit_url") or settings.livekit_url),
     )
     audio = AudioSettings(
         input_device=_str_opt(args, "input_device") or settings.input_device,
@@ -244,6 +251,24 @@ def resolve(
         push_to_talk=bool(_opt(args, "push_to_talk", False)) or settings.push_to_talk,
         talk_key=settings.talk_key.strip() or DEFAULT_TALK_KEY,
     )
+
+
+def parse_transport(value: object) -> str:
+    """``--transport``: websocket or webrtc."""
+    text = str(value or "websocket").strip().lower()
+    if text not in TRANSPORTS:
+        raise ValueError(f"The transport {value!r} is not known: use {' or '.join(TRANSPORTS)}.")
+    return text
+
+
+def parse_livekit_url(value: object) -> str | None:
+    """``--livekit-url``: checked as a LiveKit server (wss://, or ws:// on this computer)."""
+    if not value or not str(value).strip():
+        return None
+    try:
+        return livekit_url(DEFAULT_SERVER_URL, str(value))
+    except EndpointError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def parse_wake_word(value: object) -> str | None:
@@ -482,6 +507,8 @@ class SettingsForm:
     wake_word: str = ""
     push_to_talk: bool = False
     talk_key: str = DEFAULT_TALK_KEY
+    transport: str = "websocket"
+    livekit_url: str = ""
 
 
 def form_from_settings(settings: Settings) -> SettingsForm:
@@ -500,6 +527,8 @@ def form_from_settings(settings: Settings) -> SettingsForm:
         wake_word=settings.wake_word or "",
         push_to_talk=settings.push_to_talk,
         talk_key=settings.talk_key or DEFAULT_TALK_KEY,
+        transport=settings.transport,
+        livekit_url=settings.livekit_url or "",
     )
 
 
@@ -508,7 +537,7 @@ def apply_settings_form(form: SettingsForm, settings: Settings) -> list[str]:
     ``settings`` in place. Returns sentences for the user; raises ``ValueError`` with a
     sentence when the form cannot be saved as it is."""
     from voicedesk.config import delete_api_key
-    from voicedesk.session.endpoints import EndpointError, normalize_server_url
+    from voicedesk.session.endpoints import normalize_server_url
 
     server_url = form.server_url.strip()
     if server_url:
@@ -524,6 +553,8 @@ def apply_settings_form(form: SettingsForm, settings: Settings) -> list[str]:
     if any(c.isspace() for c in form.branch_id.strip()):
         raise ValueError("A branch ID has no spaces. Copy it from the agent's page again.")
     talk_key = form.talk_key.strip() or DEFAULT_TALK_KEY
+    transport = parse_transport(form.transport)
+    lk_url = parse_livekit_url(form.livekit_url)
     said: list[str] = []
     if form.api_key is not None:
         key = form.api_key.strip()
@@ -550,6 +581,8 @@ def apply_settings_form(form: SettingsForm, settings: Settings) -> list[str]:
     settings.wake_word = parse_wake_word(form.wake_word)
     settings.push_to_talk = form.push_to_talk
     settings.talk_key = talk_key
+    settings.transport = transport
+    settings.livekit_url = lk_url
     path = _save_settings(settings)
     said.insert(0, f"Settings saved in {path}.")
     return said

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from tests.audio.pulse import SinkRecorder, pulse_ready
-
-
-@pytest.fixture(scope="session")
-def pulse() -> None:
-    if pulse_ready():
-        return
-    message = (
-        'no PulseAudio null sinks: run eval "$(scripts/pulse-null-sinks)" first (scripts/test does)'
-    )
-    if os.environ.get("VOICEDESK_AUDIO_TESTS") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+from tests.audio.pulse import SinkRecorder
 
 
 @pytest.fixture

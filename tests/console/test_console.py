@@ -77,6 +77,15 @@ def test_demo_conversation_from_a_script() -> None:
     assert "Traceback" not in result.stderr + out
 
 
+def test_webrtc_with_the_demo_agent_says_it_talks_over_the_websocket() -> None:
+    result = run_cli(["console", "--demo", "--text-only", "--transport", "webrtc"], "bye\n")
+    assert result.returncode == 0, result.stderr
+    assert "[connection] WebRTC carries voice with a conversation token; a text-only " in (
+        result.stdout
+    )
+    assert "Agent: Goodbye! Talk to you soon." in result.stdout
+
+
 def test_quit_ends_normally_and_end_of_input_too() -> None:
     for script in ("/quit\n", ""):
         result = run_cli(["console", "--demo", "--text-only"], script)

@@ -18,23 +18,13 @@ import numpy as np
 import psutil
 import pytest
 
-from tests.audio.pulse import play_into, pulse_ready
+from tests.audio.pulse import play_into
 from tests.conftest import scaled
 from tests.console.test_console import VOICEDESK
 from voicedesk.localagent import AgentConfig, LocalAgentServer
 
-pytestmark = [pytest.mark.timeout(240, method="thread")]
+pytestmark = [pytest.mark.usefixtures("pulse"), pytest.mark.timeout(240, method="thread")]
 RATE = 16000
-
-
-@pytest.fixture(autouse=True)
-def _pulse() -> None:
-    if pulse_ready():
-        return
-    message = 'no PulseAudio null sinks: run eval "$(scripts/pulse-null-sinks)" first'
-    if os.environ.get("VOICEDESK_AUDIO_TESTS") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def say(text: str, voice: str = "en-us", speed: int = 150) -> np.ndarray:  # type: ignore[type-arg]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.audio.pulse import play_into, pulse_ready
+from tests.audio.pulse import play_into
 from tests.conftest import scaled
 from tests.console.test_console import VOICEDESK, run_cli
 from tests.console.test_handsfree_console import needs_hotword, say, with_silence
@@ -63,7 +63,7 @@ def test_too_few_or_unusable_recordings_are_sentences(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.skipif(not pulse_ready(), reason="needs the null-sink sound card")
+@pytest.mark.usefixtures("pulse")
 async def test_hotword_test_prints_scores_and_hears_it() -> None:
     proc = await asyncio.create_subprocess_exec(
         *VOICEDESK,

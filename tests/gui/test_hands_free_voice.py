@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QProgressBar, QWidget
 
-from tests.audio.pulse import SinkRecorder, play_into, pulse_ready
+from tests.audio.pulse import SinkRecorder, play_into
 from tests.conftest import scaled
 from tests.console.test_handsfree_console import needs_hotword, say, with_silence
 from tests.gui.conftest import Gui, screenshot, until
@@ -24,18 +23,13 @@ from voicedesk.handsfree import LoopState
 from voicedesk.launch import form_from_settings
 from voicedesk.ui.settings_dialog import SettingsDialog
 
-pytestmark = [pytest.mark.gui, pytest.mark.timeout(180, method="thread"), needs_hotword]
+pytestmark = [
+    pytest.mark.usefixtures("pulse"),
+    pytest.mark.gui,
+    pytest.mark.timeout(180, method="thread"),
+    needs_hotword,
+]
 LISTENING = "Listening for “Hey Eleven”…"
-
-
-@pytest.fixture(autouse=True)
-def _pulse() -> None:
-    if pulse_ready():
-        return
-    message = 'no PulseAudio null sinks: run eval "$(scripts/pulse-null-sinks)" first'
-    if os.environ.get("VOICEDESK_AUDIO_TESTS") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 async def speak(samples: np.ndarray) -> None:  # type: ignore[type-arg]

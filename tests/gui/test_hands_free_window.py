@@ -9,7 +9,7 @@ from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from tests.gui.conftest import Gui, screenshot
+from tests.gui.conftest import Gui, screenshot, until
 from voicedesk import config
 from voicedesk.config import Settings
 from voicedesk.launch import SettingsForm, apply_settings_form
@@ -71,6 +71,28 @@ def test_hands_free_cannot_run_text_only(gui: Gui) -> None:
     shell.controller.set_hands_free(True)
     assert "cannot run text only" in w.banner.text()
     assert not shell.controller.hands_free
+
+
+def test_hands_free_waits_for_a_conversation_started_by_hand_to_end(gui: Gui) -> None:
+    """The loop would take the devices of a conversation it did not start: the switch
+    is off limits until that conversation ends."""
+    shell = gui.open("--demo")
+    w, c = shell.window, shell.controller
+
+    async def flow() -> None:
+        assert w.hands_free_switch.isEnabled()
+        w.start_button.click()
+        await until(lambda: c.status == "connected", "connected")
+        assert not w.hands_free_switch.isEnabled()
+        c.set_hands_free(True)  # as a shortcut or a script would
+        assert "End the conversation first" in w.banner.text()
+        assert not c.hands_free
+        assert not config.load_settings().hands_free
+        w.end_button.click()
+        await until(lambda: c.status == "disconnected", "disconnected")
+        assert w.hands_free_switch.isEnabled()
+
+    gui.run(flow(), timeout=30)
 
 
 def test_settings_carry_push_to_talk_and_the_talk_key(

@@ -12,21 +12,15 @@ import sys
 
 import pytest
 
-from tests.audio.pulse import SinkRecorder, energy_db, pulse_ready
+from tests.audio.pulse import SinkRecorder, energy_db
 from tests.gui.conftest import Gui, screenshot, until
 from voicedesk.localagent.server import frame_observers
 
-pytestmark = [pytest.mark.gui, pytest.mark.timeout(120, method="thread")]
-
-
-@pytest.fixture(autouse=True)
-def _pulse() -> None:
-    if pulse_ready():
-        return
-    message = 'no PulseAudio null sinks: run eval "$(scripts/pulse-null-sinks)" first'
-    if os.environ.get("VOICEDESK_AUDIO_TESTS") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+pytestmark = [
+    pytest.mark.usefixtures("pulse"),
+    pytest.mark.gui,
+    pytest.mark.timeout(120, method="thread"),
+]
 
 
 def test_voice_flow_indicator_meters_mute_and_devices(gui: Gui) -> None:

@@ -197,6 +197,34 @@ def test_repeated_metadata_is_ignored() -> None:
     assert core.conversation_id == "conv_1"
 
 
+def test_over_webrtc_the_room_stands_for_the_metadata() -> None:
+    pcm48 = parse_audio_format("pcm_48000")
+    core = ConversationCore()
+    core.room_joined("conv_early", pcm48)  # before a conversation starts: nothing
+    assert core.conversation_id is None
+    core.start(INIT)
+    core.connection_opened()
+    core.events_received()
+    core.room_joined("conv_room", pcm48)
+    assert core.events_received() == [MetadataReceived("conv_room", pcm48, pcm48)]
+    core.audio_ready()
+    assert core.status is Status.CONNECTED
+    assert core.user_input_format == core.agent_output_format == pcm48
+    # Metadata that comes too is a repeat.
+    core.receive_frame(metadata(cid="conv_meta"))
+    assert core.conversation_id == "conv_room"
+
+
+def test_metadata_before_the_room_wins() -> None:
+    core = ConversationCore()
+    core.start(INIT)
+    core.connection_opened()
+    core.receive_frame(metadata(cid="conv_meta"))
+    core.room_joined("conv_room", parse_audio_format("pcm_48000"))
+    assert core.conversation_id == "conv_meta"
+    assert core.agent_output_format == parse_audio_format("pcm_44100")
+
+
 def test_unsupported_audio_format_ends_with_a_sentence() -> None:
     core = ConversationCore()
     core.start(INIT)

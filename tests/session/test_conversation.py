@@ -42,6 +42,7 @@ from voicedesk.session import (
     AudioUnavailable,
     ToolCallFinished,
     ToolCallStarted,
+    WebSocketTransport,
 )
 from voicedesk.tools import ClientTool, ToolDefinition, ToolOutcome, ToolRegistry
 
@@ -982,7 +983,9 @@ async def test_end_returns_even_when_the_close_handshake_hangs(
     must not keep the user's End waiting: the connection is cut after the timeout."""
     conv, rec = make(agent.http_url, close_timeout_s=0.3)
     assert await conv.start()
-    ws = conv._ws
+    transport = conv._transport
+    assert isinstance(transport, WebSocketTransport)
+    ws = transport.connection
     assert ws is not None
 
     async def close_forever(*args: Any, **kwargs: Any) -> None:

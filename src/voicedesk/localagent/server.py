@@ -66,6 +66,7 @@ def _observe(direction: str, message: Any) -> None:
 
 
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
+TOKEN_PATH = "/v1/convai/conversation/token"
 
 #: The events a real agent sends when neither its settings nor the initiation's
 #: ``client_events`` name others: the contract's default list
@@ -1077,6 +1078,8 @@ class LocalAgentServer:
         self.signed_url_requests = 0
         # The query of each signed-URL request (agent_id, environment, branch_id, …).
         self.signed_url_queries: list[dict[str, list[str]]] = []
+        self.tokens: set[str] = set()  # WebRTC conversation tokens given out
+        self.token_queries: list[dict[str, list[str]]] = []
         self._new_session = asyncio.Condition()
 
     @property
@@ -1136,6 +1139,8 @@ class LocalAgentServer:
         parts = urlsplit(request.path)
         if parts.path == SIGNED_URL_PATH:
             return self._signed_url(connection, request, parse_qs(parts.query))
+        if parts.path == TOKEN_PATH:
+            return self._token(connection, request, parse_qs(parts.query))
         if parts.path == CONVERSATION_PATH:
             if not parse_qs(parts.query).get("agent_id"):
                 return _json(
@@ -1167,6 +1172,27 @@ class LocalAgentServer:
         self.signatures.add(signature)
         url = f"{self.ws_url(agent_id)}&conversation_signature={signature}"
         return _json(connection, HTTPStatus.OK, {"signed_url": url})
+
+    def _token(
+        self, connection: ServerConnection, request: Request, query: dict[str, list[str]]
+    ) -> Response:
+        """A WebRTC conversation token, as ``/v1/convai/conversation/token`` gives: the
+        API key is checked only when the agent has one (a public agent needs none)."""
+        self.token_queries.append(query)
+        key = request.headers.get("xi-api-key")
+        if self.config.api_key is not None and key != self.config.api_key:
+            return _json(
+                connection, HTTPStatus.UNAUTHORIZED, _detail("invalid_api_key", "Invalid API key")
+            )
+        if not (query.get("agent_id") or [""])[0]:
+            return _json(
+                connection,
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                _detail("missing_agent_id", "agent_id is required"),
+            )
+        token = secrets.token_urlsafe(24)
+        self.tokens.add(token)
+        return _json(connection, HTTPStatus.OK, {"token": token})
 
 
 def _detail(status: str, message: str) -> dict[str, Any]:

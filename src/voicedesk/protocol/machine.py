@@ -291,6 +291,17 @@ class ConversationCore:
             return
         self._queue(self._initiation)
 
+    def room_joined(self, conversation_id: str, audio_format: AudioFormat) -> None:
+        """Over WebRTC the room stands for the metadata: its name gives the conversation
+        id and both directions use ``audio_format`` (pcm_48000). Metadata that arrives
+        afterwards is ignored as a repeat; before, it wins and this does nothing."""
+        if self._status is not Status.CONNECTING or self._conversation_id is not None:
+            return
+        self._conversation_id = conversation_id
+        self._agent_output_format = audio_format
+        self._user_input_format = audio_format
+        self._events.append(MetadataReceived(conversation_id, audio_format, audio_format))
+
     def audio_ready(self) -> None:
         """Audio runs in the negotiated formats (or the session is text-only): connected."""
         if self._status is Status.CONNECTING and self._conversation_id is not None:

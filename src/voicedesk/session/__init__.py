@@ -1,4 +1,4 @@
-"""The asyncio conversation: auth, websocket I/O, tools and audio around the protocol core."""
+"""The asyncio conversation: auth, the transport, tools and audio around the protocol core."""
 
 from voicedesk.audio.port import AudioPort, AudioSink, AudioStartError
 from voicedesk.session.conversation import Approver, Conversation, ConversationOptions
@@ -9,6 +9,13 @@ from voicedesk.session.events import (
     SessionEvent,
     ToolCallFinished,
     ToolCallStarted,
+    TransportNotice,
+)
+from voicedesk.session.transport import (
+    Transport,
+    TransportClosed,
+    TransportError,
+    WebSocketTransport,
 )
 
 __all__ = [
@@ -24,4 +31,9 @@ __all__ = [
     "SessionEvent",
     "ToolCallFinished",
     "ToolCallStarted",
+    "Transport",
+    "TransportClosed",
+    "TransportError",
+    "TransportNotice",
+    "WebSocketTransport",
 ]

@@ -1,4 +1,5 @@
-"""Getting a signed URL for a private agent through the elevenlabs SDK."""
+"""Credentials for a conversation: a signed URL for a private agent (through the
+elevenlabs SDK), a conversation token for WebRTC."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from typing import Any
 
 from voicedesk.protocol.errors import api_error_sentence
-from voicedesk.session.endpoints import http_base
+from voicedesk.session.endpoints import http_base, token_url
 
 logger = logging.getLogger(__name__)
 
@@ -78,5 +79,66 @@ async def fetch_signed_url(
     return await asyncio.to_thread(
         functools.partial(
             fetch_signed_url_blocking, server_url, agent_id, api_key, timeout_s, **deployment
+        )
+    )
+
+
+def fetch_conversation_token_blocking(
+    server_url: str,
+    agent_id: str,
+    api_key: str | None,
+    timeout_s: float,
+    *,
+    source: str,
+    version: str,
+    environment: str | None = None,
+    branch_id: str | None = None,
+) -> str:
+    """Ask the REST API for a WebRTC conversation token (``api_key`` for a private
+    agent; a public one needs none). Blocks: call it off the event loop."""
+    import httpx
+
+    url = token_url(
+        server_url, agent_id, source, version, environment=environment, branch_id=branch_id
+    )
+    headers = {"xi-api-key": api_key} if api_key else {}
+    try:
+        response = httpx.get(url, headers=headers, timeout=timeout_s)
+    except httpx.TimeoutException:
+        raise AuthError(
+            f"ElevenLabs did not answer within {timeout_s:g} s. Check your network and try again."
+        ) from None
+    except httpx.HTTPError as exc:
+        logger.warning("conversation token request failed: %s", type(exc).__name__)
+        raise AuthError(
+            f"Could not reach {http_base(server_url)}. Check your network connection and the "
+            "server URL."
+        ) from None
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    if response.status_code != 200:
+        code, status = _error_code(body), response.status_code
+        logger.warning("conversation token request failed: HTTP %s (%s)", status, code)
+        if status in (401, 403) and not api_key and code is None:
+            raise AuthError(
+                "The agent needs authentication: give the API key of its account (--api-key "
+                "or Settings)."
+            )
+        raise AuthError(api_error_sentence(code, status))
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise AuthError("ElevenLabs answered without a conversation token. Try again in a moment.")
+    return token
+
+
+async def fetch_conversation_token(
+    server_url: str, agent_id: str, api_key: str | None, timeout_s: float, **kwargs: Any
+) -> str:
+    """:func:`fetch_conversation_token_blocking` in a worker thread."""
+    return await asyncio.to_thread(
+        functools.partial(
+            fetch_conversation_token_blocking, server_url, agent_id, api_key, timeout_s, **kwargs
         )
     )

@@ -1,8 +1,9 @@
-"""An asyncio conversation with an agent over websockets, mirroring ``useConversation``.
+"""An asyncio conversation with an agent, mirroring ``useConversation``.
 
 Everything here runs on one event loop thread (in the app, Qt's, through qasync).
 The protocol rules live in :class:`~voicedesk.protocol.ConversationCore`; this
-class does the I/O around it: auth, the socket, the audio port and client tools.
+class does the I/O around it: auth, the connection (a :class:`Transport`), the audio
+port and client tools.
 """
 
 from __future__ import annotations
@@ -10,15 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import websockets
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from urllib.parse import urlsplit
 
 from voicedesk import __version__
 from voicedesk.audio.port import AudioPort, AudioStartError
@@ -51,12 +48,14 @@ from voicedesk.protocol.machine import (
     Mode,
     Status,
 )
-from voicedesk.session.auth import AuthError, fetch_signed_url
+from voicedesk.session.auth import AuthError, fetch_conversation_token, fetch_signed_url
 from voicedesk.session.endpoints import (
     DEFAULT_SERVER_URL,
     EndpointError,
     checked_signed_url,
     conversation_url,
+    is_loopback_host,
+    livekit_url,
     normalize_server_url,
     platform_name,
 )
@@ -67,6 +66,15 @@ from voicedesk.session.events import (
     SessionEvent,
     ToolCallFinished,
     ToolCallStarted,
+    TransportNotice,
+)
+from voicedesk.session.livekit import AUDIO_FORMAT as WEBRTC_AUDIO_FORMAT
+from voicedesk.session.livekit import LiveKitTransport, MediaBridge, Room
+from voicedesk.session.transport import (
+    Transport,
+    TransportClosed,
+    TransportError,
+    WebSocketTransport,
 )
 from voicedesk.tools.registry import (
     TOOL_FAILED_PREFIX,
@@ -122,6 +130,8 @@ class ConversationOptions:
     client_events: tuple[str, ...] | None = None
     custom_llm_extra_body: dict[str, Any] | None = None
     text_only: bool = False
+    transport: str = "websocket"
+    livekit_url: str | None = None
     connect_timeout_s: float = 10.0
     metadata_timeout_s: float = 10.0
     keepalive_interval_s: float | None = 20.0
@@ -147,8 +157,12 @@ class Conversation:
         tools: ToolRegistry | None = None,
         audio: AudioPort | None = None,
         approver: Approver | None = None,
+        webrtc_room: Callable[[], tuple[Room, Callable[[Room], MediaBridge]]] | None = None,
     ) -> None:
+        """``webrtc_room`` builds the LiveKit room and its media for a WebRTC
+        conversation (default: ``livekit.rtc``'s; tests give their own)."""
         self.options = options
+        self._webrtc_room = webrtc_room
         self.tools = tools if tools is not None else ToolRegistry()
         self.approver = approver
         self._audio = audio
@@ -157,7 +171,7 @@ class Conversation:
         self._typing_timer: asyncio.TimerHandle | None = None
         self._core = ConversationCore()
         self._listeners: list[Listener] = []
-        self._ws: ClientConnection | None = None
+        self._transport: Transport | None = None
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._metadata_event = asyncio.Event()
@@ -255,12 +269,13 @@ class Conversation:
         self._outbox = asyncio.Queue()
         self._pump()
         try:
-            url = await self._resolve_url()
+            transport = await self._new_transport()
             if self._end_requested():
                 self._finish_without_socket()
                 return False
-            self._ws = await self._open(url)
-        except (EndpointError, AuthError, _ConnectError) as exc:
+            await transport.open()
+            self._transport = transport
+        except (EndpointError, AuthError, TransportError) as exc:
             self._core.start_failed(str(exc))
             self._pump()
             return False
@@ -269,6 +284,12 @@ class Conversation:
             await self._run_reader_until_closed()
             return False
         self._core.connection_opened()
+        if isinstance(transport, LiveKitTransport):
+            transport.set_audio_handler(self._play_agent_audio)
+            if not await self._send_initiation(transport):
+                return False
+            # The room stands for the metadata (which may come too, and then wins).
+            self._core.room_joined(transport.conversation_id, WEBRTC_AUDIO_FORMAT)
         self._spawn(self._writer())
         reader = self._spawn(self._reader())
         self._pump()
@@ -297,10 +318,8 @@ class Conversation:
             await self._cut_connection()
 
     async def _cut_connection(self) -> None:
-        ws = self._ws
-        transport = ws.transport if ws is not None else None
-        if transport is not None:
-            transport.abort()
+        if self._transport is not None:
+            self._transport.abort()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):
                 await self._ended.wait()
@@ -369,6 +388,9 @@ class Conversation:
     # ------------------------------------------------------------------ AudioSink
 
     def on_mic_audio(self, audio: bytes) -> None:
+        if isinstance(self._transport, LiveKitTransport):
+            self._transport.send_audio(audio)  # a track, not user_audio_chunk messages
+            return
         self._send(self._core.send_user_audio(audio))
 
     def on_playback_started(self) -> None:
@@ -416,6 +438,71 @@ class Conversation:
             custom_llm_extra_body=o.custom_llm_extra_body,
         )
 
+    async def _new_transport(self) -> Transport:
+        o = self.options
+        if o.transport == "webrtc":
+            local = is_loopback_host(urlsplit(normalize_server_url(o.server_url)).hostname)
+            if self._text_only or o.signed_url or (local and not o.livekit_url):
+                why = (
+                    "a text-only conversation"
+                    if self._text_only
+                    else "a signed URL"
+                    if o.signed_url
+                    else "the local agent (it has no LiveKit server)"
+                )
+                self._emit(
+                    TransportNotice(
+                        f"WebRTC carries voice with a conversation token; {why} uses the websocket."
+                    )
+                )
+            else:
+                return await self._livekit()
+        return self._websocket(await self._resolve_url())
+
+    async def _livekit(self) -> LiveKitTransport:
+        o = self.options
+        if not o.agent_id:
+            raise EndpointError("No agent is set. Give an agent ID (--agent-id) or use --demo.")
+        url = livekit_url(o.server_url, o.livekit_url)
+        token = await fetch_conversation_token(
+            normalize_server_url(o.server_url),
+            o.agent_id,
+            o.api_key,
+            o.connect_timeout_s,
+            source=SOURCE_NAME,
+            version=__version__,
+            environment=o.environment,
+            branch_id=o.branch_id,
+        )
+        room, media = self._webrtc_room() if self._webrtc_room is not None else (None, None)
+        return LiveKitTransport(
+            url, token, connect_timeout_s=o.connect_timeout_s, room=room, media=media
+        )
+
+    async def _send_initiation(self, transport: Transport) -> bool:
+        """Over WebRTC the initiation goes first and must arrive: a room nobody started
+        a conversation for would stay silent (as ``@elevenlabs/client``)."""
+        for frame in self._core.data_to_send():
+            try:
+                await transport.send(frame)
+            except TransportClosed:
+                self._core.start_failed(
+                    "The conversation could not be started in its WebRTC room. Try again, "
+                    "or talk over the websocket (--transport websocket)."
+                )
+                await self._close_socket(1000, "Client error")
+                self._transport = None
+                self._pump()
+                return False
+        return True
+
+    def _play_agent_audio(self, pcm: bytes) -> None:
+        """The agent's voice from the room's track (WebRTC)."""
+        if self._audio is not None and self._audio_running:
+            self._audio.play(pcm)
+        elif not self._text_only and self._core.status is Status.CONNECTING:
+            self._audio_backlog.append(pcm)
+
     async def _resolve_url(self) -> str:
         o = self.options
         if o.signed_url:
@@ -442,54 +529,16 @@ class Conversation:
             branch_id=o.branch_id,
         )
 
-    async def _open(self, url: str) -> ClientConnection:
+    def _websocket(self, url: str) -> WebSocketTransport:
         o = self.options
-        logger.debug("connecting to %s", url)  # the log redacts signatures
-        try:
-            return await websockets.connect(
-                url,
-                open_timeout=o.connect_timeout_s,
-                close_timeout=o.close_timeout_s,
-                ping_interval=o.keepalive_interval_s,
-                ping_timeout=o.keepalive_timeout_s,
-                max_size=2**24,
-                compression=None,
-                user_agent_header=f"{SOURCE_NAME}/{__version__}",
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status in (401, 403):
-                raise _ConnectError(
-                    "The agent refused the connection: it needs authentication. Give the API "
-                    "key of its account (--api-key or Settings)."
-                ) from None
-            if status == 404:
-                raise _ConnectError("The agent was not found. Check the agent ID.") from None
-            raise _ConnectError(
-                f"The agent service answered with HTTP {status} instead of a conversation. "
-                "Try again in a moment."
-            ) from None
-        except TimeoutError:
-            raise _ConnectError(
-                f"The agent service did not answer within {o.connect_timeout_s:g} s. Check your "
-                "network and try again."
-            ) from None
-        except socket.gaierror:
-            raise _ConnectError(
-                "The agent service's address could not be looked up. Check your network "
-                "connection and the server URL."
-            ) from None
-        except ConnectionRefusedError:
-            raise _ConnectError(
-                "The agent service refused the connection. Is the server URL right, and is the "
-                "server running?"
-            ) from None
-        except (OSError, InvalidHandshake, InvalidURI) as exc:
-            logger.warning("websocket connect failed: %s", type(exc).__name__)
-            raise _ConnectError(
-                "Could not connect to the agent service. Check your network connection and the "
-                "server URL."
-            ) from None
+        return WebSocketTransport(
+            url,
+            user_agent=f"{SOURCE_NAME}/{__version__}",
+            connect_timeout_s=o.connect_timeout_s,
+            close_timeout_s=o.close_timeout_s,
+            keepalive_interval_s=o.keepalive_interval_s,
+            keepalive_timeout_s=o.keepalive_timeout_s,
+        )
 
     def _end_requested(self) -> bool:
         return self._core.status is Status.DISCONNECTING
@@ -545,30 +594,27 @@ class Conversation:
                 logger.exception("audio did not stop cleanly")
 
     async def _writer(self) -> None:
-        ws = self._ws
-        assert ws is not None
+        transport = self._transport
+        assert transport is not None
         while (frame := await self._outbox.get()) is not None:
             try:
-                await ws.send(frame)
-            except ConnectionClosed:
+                await transport.send(frame)
+            except TransportClosed:
                 return
 
     async def _reader(self) -> None:
-        ws = self._ws
-        assert ws is not None
+        transport = self._transport
+        assert transport is not None
         try:
-            async for frame in ws:
-                self._core.receive_frame(frame)
-                self._pump()
-        except ConnectionClosed:
-            pass
+            async with contextlib.aclosing(transport.messages()) as frames:
+                async for frame in frames:
+                    self._core.receive_frame(frame)
+                    self._pump()
         except Exception:  # a bug must not leave the conversation half-open
             logger.exception("conversation reader failed")
             with contextlib.suppress(Exception):
-                await ws.close(1011, "Client error")
-        rcvd = ws.protocol.close_rcvd
-        code, reason = (rcvd.code, rcvd.reason) if rcvd is not None else (None, None)
-        await self._finish(code, reason)
+                await transport.close(1011, "Client error")
+        await self._finish(*transport.closed_with)
 
     async def _run_reader_until_closed(self) -> None:
         await self._reader()
@@ -582,7 +628,7 @@ class Conversation:
             if task is not asyncio.current_task():
                 task.cancel()
         self._core.connection_closed(code, reason)
-        self._ws = None
+        self._transport = None
         self._pump()
 
     def _finish_without_socket(self) -> None:
@@ -590,12 +636,12 @@ class Conversation:
         self._pump()
 
     async def _close_socket(self, code: int, reason: str) -> None:
-        ws = self._ws
-        if ws is None or self._closing:
+        transport = self._transport
+        if transport is None or self._closing:
             return
         self._closing = True
         with contextlib.suppress(Exception):
-            await ws.close(code, reason)
+            await transport.close(code, reason)
 
     def _send(self, queued: bool) -> bool:
         if queued:
@@ -623,6 +669,8 @@ class Conversation:
                     # Nothing to start: connected now, before the greeting that follows
                     # the metadata is read (listeners see Connected first).
                     self._core.audio_ready()
+            case AgentAudio() if isinstance(self._transport, LiveKitTransport):
+                pass  # alignment only: the voice plays from the room's track
             case AgentAudio(audio=audio):
                 if self._audio is not None and self._audio_running:
                     self._audio.play(audio)
@@ -630,6 +678,8 @@ class Conversation:
                     self._audio_backlog.append(audio)
             case Interruption():
                 self._audio_backlog.clear()
+                if isinstance(self._transport, LiveKitTransport):
+                    self._transport.interrupt()
                 if self._audio is not None and self._audio_running:
                     self._audio.interrupt()
             case ClientToolCall():
@@ -730,10 +780,6 @@ class Conversation:
                 call.tool_call_id, call.tool_name, params, result, is_error, duration_ms, detail
             )
         )
-
-
-class _ConnectError(Exception):
-    pass
 
 
 def approval_window_s(call: McpToolCall) -> float:

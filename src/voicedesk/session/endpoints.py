@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 DEFAULT_SERVER_URL = "https://api.elevenlabs.io"
@@ -20,6 +22,16 @@ REGIONS: dict[str, str] = {
 }
 CONVERSATION_PATH = "/v1/convai/conversation"
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
+TOKEN_PATH = "/v1/convai/conversation/token"
+#: How a conversation travels: a websocket, or WebRTC through a LiveKit room.
+TRANSPORTS = ("websocket", "webrtc")
+#: The LiveKit server of each API host (``convai-protocol.md``, "Endpoints"): a
+#: conversation token only works in its own region.
+LIVEKIT_HOSTS: dict[str, str] = {
+    "api.elevenlabs.io": "wss://livekit.rtc.elevenlabs.io",
+    "api.eu.residency.elevenlabs.io": "wss://livekit.rtc.eu.residency.elevenlabs.io",
+    "api.in.residency.elevenlabs.io": "wss://livekit.rtc.in.residency.elevenlabs.io",
+}
 
 
 class EndpointError(ValueError):
@@ -113,3 +125,62 @@ def checked_signed_url(signed_url: str, source: str, version: str) -> str:
     if parts.scheme == "ws" and not is_loopback_host(parts.hostname):
         raise EndpointError("The signed URL is not encrypted (ws://); only wss:// is accepted.")
     return with_query(signed_url, source=source, version=version)
+
+
+def token_url(
+    server_url: str,
+    agent_id: str,
+    source: str,
+    version: str,
+    *,
+    environment: str | None = None,
+    branch_id: str | None = None,
+) -> str:
+    """Where to ask for a WebRTC conversation token (``GET``, with ``xi-api-key`` for a
+    private agent)."""
+    base = http_base(normalize_server_url(server_url)) + TOKEN_PATH
+    extra = {k: v for k, v in (("environment", environment), ("branch_id", branch_id)) if v}
+    return with_query(base, agent_id=agent_id, source=source, version=version, **extra)
+
+
+def livekit_url(
+    server_url: str,
+    explicit: str | None = None,
+    own_addresses: Callable[[], set[str]] | None = None,
+) -> str:
+    """The LiveKit server for a conversation on ``server_url``: ``explicit`` when given
+    (``wss://``, or ``ws://`` only to an address of this computer), else the one of the
+    API host's region."""
+    if explicit:
+        parts = urlsplit(explicit.strip())
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise EndpointError(f"The LiveKit URL {explicit!r} is not valid: use wss://….")
+        if parts.scheme == "ws" and not (
+            is_loopback_host(parts.hostname)
+            or parts.hostname in (own_addresses or local_addresses)()
+        ):
+            raise EndpointError(
+                f"The LiveKit URL {explicit!r} is not encrypted. Use wss:// for anything but "
+                "an address of this computer."
+            )
+        return explicit.strip()
+    host = urlsplit(normalize_server_url(server_url)).hostname or ""
+    known = LIVEKIT_HOSTS.get(host)
+    if known is None:
+        raise EndpointError(
+            f"There is no known WebRTC server for {host}. Give one with --livekit-url, or "
+            "talk over the websocket (--transport websocket)."
+        )
+    return known
+
+
+def local_addresses() -> set[str]:
+    """The IP addresses of this computer's network interfaces."""
+    import psutil
+
+    return {
+        address.address.split("%")[0]
+        for addresses in psutil.net_if_addrs().values()
+        for address in addresses
+        if address.family in (socket.AF_INET, socket.AF_INET6)
+    }

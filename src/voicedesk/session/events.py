@@ -55,6 +55,14 @@ class AudioNotice:
 
 
 @dataclass(frozen=True, slots=True)
+class TransportNotice:
+    """The conversation travels otherwise than asked (WebRTC asked for a text-only
+    conversation, say). A sentence."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgentTypingChanged:
     """An external agent started or stopped typing (cleared by its reply, by the
     ``duration_ms`` it gave, or after a while)."""
@@ -68,5 +76,6 @@ SessionEvent = (
     | ToolCallFinished
     | AudioUnavailable
     | AudioNotice
+    | TransportNotice
     | AgentTypingChanged
 )

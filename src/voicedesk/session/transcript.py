@@ -72,6 +72,7 @@ from voicedesk.session.events import (
     SessionEvent,
     ToolCallFinished,
     ToolCallStarted,
+    TransportNotice,
 )
 
 logger = logging.getLogger(__name__)
@@ -453,7 +454,11 @@ class Transcript:
                 self.add_notice(EXTERNAL_AGENT_DISCONNECTED)
             case ErrorReported(message=message):
                 self.add_error(message)
-            case AudioUnavailable(message=message) | AudioNotice(message=message):
+            case (
+                AudioUnavailable(message=message)
+                | AudioNotice(message=message)
+                | TransportNotice(message=message)
+            ):
                 self.add_notice(message)
             case StatusChanged(status=Status.CONNECTING):
                 self._alignments.clear()

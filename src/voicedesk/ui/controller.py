@@ -287,9 +287,11 @@ class ConversationController(QObject):
     def switch_devices(
         self, *, input_device: int | None = None, output_device: int | None = None
     ) -> None:
-        """Move the running conversation to other devices; a failure is a banner."""
+        """Move the running conversation, or hands-free's listening, to other devices; a
+        failure is a banner. Nothing to move: the next start opens the chosen ones."""
         engine = self.launcher.engine
-        if engine is None or not self.is_voice or self.status != "connected":
+        in_call = self.is_voice and self.status == "connected"
+        if engine is None or not (in_call or engine.is_listening):
             return
         self.runner.run(
             engine.switch_devices(input_device=input_device, output_device=output_device),
@@ -312,6 +314,12 @@ class ConversationController(QObject):
         sent until the hotword is heard) or off (a running conversation ends, the
         devices close). A failure is a banner and the switch goes back off."""
         if on and self._hands_free is None:
+            if self.status != "disconnected" or self._starting:
+                self.errorRaised.emit(
+                    "End the conversation first: hands-free starts conversations itself."
+                )
+                self._set_hands_free_state(LoopState.OFF, "")
+                return
             try:
                 loop = launcher_loop(
                     self.launcher, approver=self._ask_approval, on_event=self._on_loop_event

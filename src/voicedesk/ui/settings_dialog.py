@@ -117,6 +117,20 @@ class SettingsDialog(QDialog):
         self.echo.setObjectName("echoCancellationCheck")
         self.echo.setChecked(form.echo_cancellation)
         grid.addRow("", self.echo)
+        self.transport = QComboBox()
+        self.transport.setObjectName("transportCombo")
+        self.transport.addItem("WebSocket (default)", "websocket")
+        self.transport.addItem("WebRTC (LiveKit, as the official client)", "webrtc")
+        self.transport.setCurrentIndex(max(0, self.transport.findData(form.transport)))
+        self.transport.setToolTip(
+            "How the voice travels. WebRTC sends it as Opus over UDP: less data, and it copes "
+            "with a poor network. Text-only conversations always use the WebSocket."
+        )
+        grid.addRow("Connection", self.transport)
+        self.livekit_url = QLineEdit(form.livekit_url)
+        self.livekit_url.setObjectName("livekitUrlInput")
+        self.livekit_url.setPlaceholderText("optional: wss://… instead of the region's server")
+        grid.addRow("LiveKit server", self.livekit_url)
         self.text_only = QCheckBox("Text only (no microphone or speaker)")
         self.text_only.setObjectName("textOnlyCheck")
         self.text_only.setChecked(form.text_only)
@@ -248,6 +262,8 @@ class SettingsDialog(QDialog):
             wake_word=self.chosen_hotword(),
             push_to_talk=self.push_to_talk.isChecked(),
             talk_key=self.talk_key.keySequence().toString() or DEFAULT_TALK_KEY,
+            transport=str(self.transport.currentData()),
+            livekit_url=self.livekit_url.text(),
         )
 
     def show_error(self, sentence: str) -> None:

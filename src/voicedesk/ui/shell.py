@@ -247,12 +247,12 @@ class WindowShell(QObject):
         save_settings(self.settings)
         plan = self._replan(force_demo=self.controller.plan.demo)
         self.controller.set_plan(plan)
-        if self.controller.status == "connected":
-            wanted = index if index is not None else _default_index(self.devices, output=output)
-            if output:
-                self.controller.switch_devices(output_device=wanted)
-            else:
-                self.controller.switch_devices(input_device=wanted)
+        # A call, or hands-free listening, moves now (the controller knows which runs).
+        wanted = index if index is not None else _default_index(self.devices, output=output)
+        if output:
+            self.controller.switch_devices(output_device=wanted)
+        else:
+            self.controller.switch_devices(input_device=wanted)
 
     def _hands_free_toggled(self, on: bool) -> None:
         if self.settings.hands_free != on:

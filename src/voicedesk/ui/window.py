@@ -452,7 +452,7 @@ class MainWindow(QMainWindow):
 
     def _on_hands_free_toggled(self, on: bool) -> None:
         self.controller.set_hands_free(on)
-        self.handsFreeToggled.emit(on)
+        self.handsFreeToggled.emit(on and self.controller.hands_free)  # remembered if it ran
         self._refresh()
 
     def set_hands_free(self, on: bool) -> None:
@@ -522,7 +522,10 @@ class MainWindow(QMainWindow):
         self.hands_free_switch.blockSignals(True)
         self.hands_free_switch.setChecked(c.hands_free)
         self.hands_free_switch.blockSignals(False)
-        self.hands_free_switch.setEnabled(c.hands_free or not c.plan.options.text_only)
+        # Not while a conversation started by hand runs or starts: the loop would take
+        # its devices.
+        idle = c.status == "disconnected" and not c.is_starting
+        self.hands_free_switch.setEnabled(c.hands_free or (idle and not c.plan.options.text_only))
         state = c.hands_free_state
         text = c.hands_free_sentence if c.hands_free else ""
         if state is LoopState.LISTENING:

@@ -206,6 +206,11 @@ def load_reference_file(path: Path) -> HotwordReference:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise HotwordError(f"There is no hotword file at {path}.") from None
+    except (UnicodeDecodeError, ValueError):
+        raise HotwordError(
+            f"{path} is not a hotword file: give the .json file `voicedesk hotword train` made "
+            "(or a trained hotword's name)."
+        ) from None
     except OSError as exc:
         raise HotwordError(f"The hotword file {path} could not be read ({exc}).") from None
     try:

@@ -57,6 +57,13 @@ def read_wav(path: Path) -> WavAudio:
 
 
 def parse_wav(data: bytes, name: str = "the file") -> WavAudio:
+    try:
+        return _parse_wav(data, name)
+    except struct.error:  # a chunk that says it is longer than the file
+        raise WavError(f"{name} is cut short; it is not a usable WAV file.") from None
+
+
+def _parse_wav(data: bytes, name: str) -> WavAudio:
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise WavError(f"{name} is not a WAV file (no RIFF/WAVE header); save it as WAV.")
     pos = 12

@@ -1,0 +1,163 @@
+"""How a conversation's messages travel: the seam between :class:`Conversation` and a
+connection.
+
+A :class:`Transport` carries the protocol's JSON messages both ways and says why it
+closed; the protocol rules stay in the core whatever carries them. Today's transport is
+the websocket (:class:`WebSocketTransport`); the seam is where WebRTC goes next to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncGenerator
+from typing import Protocol
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+logger = logging.getLogger(__name__)
+
+
+class TransportError(Exception):
+    """A connection could not be opened; ``str()`` is the sentence for the user."""
+
+
+class TransportClosed(Exception):
+    """A message could not be sent: the connection is gone."""
+
+
+class Transport(Protocol):
+    """One connection to an agent, opened once and closed once."""
+
+    async def open(self) -> None:
+        """Connect; raises :class:`TransportError` with a sentence for the user."""
+
+    async def send(self, message: str) -> None:
+        """Send one message; raises :class:`TransportClosed` once closed."""
+
+    def messages(self) -> AsyncGenerator[str | bytes, None]:
+        """The messages received, in order, until the connection closes (the core
+        reports a message that is not the contract's JSON as malformed)."""
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close politely (the websocket close handshake, or its equivalent)."""
+
+    def abort(self) -> None:
+        """Drop the connection now, without a goodbye."""
+
+    @property
+    def closed_with(self) -> tuple[int | None, str | None]:
+        """The close code and reason the peer sent (``(None, None)``: none came)."""
+
+
+class WebSocketTransport:
+    """The protocol over one websocket (``wss://…/v1/convai/conversation``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        user_agent: str,
+        connect_timeout_s: float,
+        close_timeout_s: float,
+        keepalive_interval_s: float | None,
+        keepalive_timeout_s: float | None,
+    ) -> None:
+        self._url = url
+        self._user_agent = user_agent
+        self._connect_timeout_s = connect_timeout_s
+        self._close_timeout_s = close_timeout_s
+        self._keepalive_interval_s = keepalive_interval_s
+        self._keepalive_timeout_s = keepalive_timeout_s
+        self._ws: ClientConnection | None = None
+
+    @property
+    def connection(self) -> ClientConnection | None:
+        """The websocket, once open (for tests and diagnostics)."""
+        return self._ws
+
+    async def open(self) -> None:
+        logger.debug("connecting to %s", self._url)  # the log redacts signatures
+        self._ws = await self._connect()
+
+    async def _connect(self) -> ClientConnection:
+        try:
+            return await websockets.connect(
+                self._url,
+                open_timeout=self._connect_timeout_s,
+                close_timeout=self._close_timeout_s,
+                ping_interval=self._keepalive_interval_s,
+                ping_timeout=self._keepalive_timeout_s,
+                max_size=2**24,
+                compression=None,
+                user_agent_header=self._user_agent,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                raise TransportError(
+                    "The agent refused the connection: it needs authentication. Give the API "
+                    "key of its account (--api-key or Settings)."
+                ) from None
+            if status == 404:
+                raise TransportError("The agent was not found. Check the agent ID.") from None
+            raise TransportError(
+                f"The agent service answered with HTTP {status} instead of a conversation. "
+                "Try again in a moment."
+            ) from None
+        except TimeoutError:
+            raise TransportError(
+                f"The agent service did not answer within {self._connect_timeout_s:g} s. "
+                "Check your network and try again."
+            ) from None
+        except socket.gaierror:
+            raise TransportError(
+                "The agent service's address could not be looked up. Check your network "
+                "connection and the server URL."
+            ) from None
+        except ConnectionRefusedError:
+            raise TransportError(
+                "The agent service refused the connection. Is the server URL right, and is the "
+                "server running?"
+            ) from None
+        except (OSError, InvalidHandshake, InvalidURI) as exc:
+            logger.warning("websocket connect failed: %s", type(exc).__name__)
+            raise TransportError(
+                "Could not connect to the agent service. Check your network connection and the "
+                "server URL."
+            ) from None
+
+    async def send(self, message: str) -> None:
+        ws = self._opened()
+        try:
+            await ws.send(message)
+        except ConnectionClosed:
+            raise TransportClosed from None
+
+    async def messages(self) -> AsyncGenerator[str | bytes, None]:
+        ws = self._opened()
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in ws:
+                yield frame
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._ws is not None:
+            await self._ws.close(code, reason)
+
+    def abort(self) -> None:
+        transport = self._ws.transport if self._ws is not None else None
+        if transport is not None:
+            transport.abort()
+
+    @property
+    def closed_with(self) -> tuple[int | None, str | None]:
+        received = self._ws.protocol.close_rcvd if self._ws is not None else None
+        return (received.code, received.reason) if received is not None else (None, None)
+
+    def _opened(self) -> ClientConnection:
+        if self._ws is None:
+            raise TransportClosed
+        return self._ws

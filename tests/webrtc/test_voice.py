@@ -35,6 +35,8 @@ def test_a_voice_conversation_over_webrtc(namespace_runner: Runner) -> None:
     assert m["no_audio_messages"]
     # A client tool call round-trips as data packets.
     assert m["tool_result"] == "noon"
+    # Switching the speaker mid-reply keeps the agent's voice flowing.
+    assert abs(m["after_switch_hz"] - 1000) < 20
     # Barge-in silences the speaker within the websocket's budget.
     assert m["barge_in_ms"] <= BARGE_IN_BUDGET_MS, m
     # The agent leaving ends the call as ended by the agent.

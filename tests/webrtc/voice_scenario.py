@@ -148,6 +148,20 @@ async def run() -> dict[str, Any]:
         results["no_audio_messages"] = "user_audio_chunk" not in agent.types()
         results["initiation_first"] = agent.types()[:1] == ["conversation_initiation_client_data"]
 
+        # Switching the speaker mid-reply: the agent's voice goes on, on the new device.
+        await agent.say("Still talking.", 4, tone_s=3.0)
+        await _loud(speaker, time.monotonic())
+        old = engine.output_device
+        other = "pulse" if old is None or old.name != "pulse" else "default"
+        await engine.switch_devices(output_device=other)
+        switched_at = time.monotonic()
+        await asyncio.sleep(1.2)
+        after = speaker.audio(since=switched_at + 0.4, until=switched_at + 1.2)
+        results["switched_to"] = engine.output_device.name if engine.output_device else None
+        results["after_switch_hz"] = round(dominant_hz(after, RATE), 1) if after.size else 0.0
+        standin.voice.clear()
+        await asyncio.sleep(1.0)  # the hangover: the next reply starts from silence
+
         # Barge-in: the agent speaks, is interrupted, and the speaker falls silent.
         loud_since = time.monotonic()
         await agent.say("A long answer.", 3, tone_s=6.0)
@@ -171,6 +185,8 @@ async def run() -> dict[str, Any]:
             and abs(results["speaker_hz"] - 1000) < 20
             and abs(results["microphone_hz"] - 440) < 10
             and results["tool_result"] == "noon"
+            and results["switched_to"] == other
+            and abs(results["after_switch_hz"] - 1000) < 20
             and results["no_audio_messages"]
             and results["initiation_first"]
             and details is not None

@@ -1156,29 +1156,20 @@ class LocalAgentServer:
     ) -> Response:
         self.signed_url_requests += 1
         self.signed_url_queries.append(query)
-        key = request.headers.get("xi-api-key")
-        if self.config.api_key is not None and key != self.config.api_key:
-            return _json(
-                connection, HTTPStatus.UNAUTHORIZED, _detail("invalid_api_key", "Invalid API key")
-            )
-        agent_id = (query.get("agent_id") or [""])[0]
-        if not agent_id:
-            return _json(
-                connection,
-                HTTPStatus.UNPROCESSABLE_ENTITY,
-                _detail("missing_agent_id", "agent_id is required"),
-            )
+        refused = self._refused(connection, request, query)
+        if refused is not None:
+            return refused
+        agent_id = query["agent_id"][0]
         signature = secrets.token_urlsafe(16)
         self.signatures.add(signature)
         url = f"{self.ws_url(agent_id)}&conversation_signature={signature}"
         return _json(connection, HTTPStatus.OK, {"signed_url": url})
 
-    def _token(
+    def _refused(
         self, connection: ServerConnection, request: Request, query: dict[str, list[str]]
-    ) -> Response:
-        """A WebRTC conversation token, as ``/v1/convai/conversation/token`` gives: the
-        API key is checked only when the agent has one (a public agent needs none)."""
-        self.token_queries.append(query)
+    ) -> Response | None:
+        """The REST API's answer to a request without the agent's API key (when it has
+        one) or without an agent; ``None`` when the request may go on."""
         key = request.headers.get("xi-api-key")
         if self.config.api_key is not None and key != self.config.api_key:
             return _json(
@@ -1190,6 +1181,17 @@ class LocalAgentServer:
                 HTTPStatus.UNPROCESSABLE_ENTITY,
                 _detail("missing_agent_id", "agent_id is required"),
             )
+        return None
+
+    def _token(
+        self, connection: ServerConnection, request: Request, query: dict[str, list[str]]
+    ) -> Response:
+        """A WebRTC conversation token, as ``/v1/convai/conversation/token`` gives: the
+        API key is checked only when the agent has one (a public agent needs none)."""
+        self.token_queries.append(query)
+        refused = self._refused(connection, request, query)
+        if refused is not None:
+            return refused
         token = secrets.token_urlsafe(24)
         self.tokens.add(token)
         return _json(connection, HTTPStatus.OK, {"token": token})

@@ -4,8 +4,10 @@ elevenlabs SDK), a conversation token for WebRTC."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from voicedesk.protocol.errors import api_error_sentence
@@ -30,6 +32,25 @@ def _error_code(body: Any) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _reaching(server_url: str, timeout_s: float, what: str) -> Iterator[None]:
+    """A request to the REST API: a timeout or a network failure is a sentence."""
+    import httpx
+
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise AuthError(
+            f"ElevenLabs did not answer within {timeout_s:g} s. Check your network and try again."
+        ) from None
+    except httpx.HTTPError as exc:
+        logger.warning("%s request failed: %s", what, type(exc).__name__)
+        raise AuthError(
+            f"Could not reach {http_base(server_url)}. Check your network connection and the "
+            "server URL."
+        ) from None
+
+
 def fetch_signed_url_blocking(
     server_url: str,
     agent_id: str,
@@ -42,29 +63,19 @@ def fetch_signed_url_blocking(
     """Ask the REST API for a signed URL (for the agent's ``environment`` and
     ``branch_id`` when set). Blocks: call it off the event loop."""
     # The SDK costs ~0.4 s to import; only private agents pay for it, and only here.
-    import httpx
     from elevenlabs.client import ElevenLabs
     from elevenlabs.core.api_error import ApiError
 
     client = ElevenLabs(api_key=api_key, base_url=http_base(server_url), timeout=timeout_s)
-    try:
-        response = client.conversational_ai.conversations.get_signed_url(
-            agent_id=agent_id, environment=environment or None, branch_id=branch_id or None
-        )
-    except ApiError as exc:
-        code = _error_code(exc.body)
-        logger.warning("signed URL request failed: HTTP %s (%s)", exc.status_code, code)
-        raise AuthError(api_error_sentence(code, exc.status_code)) from None
-    except httpx.TimeoutException:
-        raise AuthError(
-            f"ElevenLabs did not answer within {timeout_s:g} s. Check your network and try again."
-        ) from None
-    except httpx.HTTPError as exc:
-        logger.warning("signed URL request failed: %s", type(exc).__name__)
-        raise AuthError(
-            f"Could not reach {http_base(server_url)}. Check your network connection and the "
-            "server URL."
-        ) from None
+    with _reaching(server_url, timeout_s, "signed URL"):
+        try:
+            response = client.conversational_ai.conversations.get_signed_url(
+                agent_id=agent_id, environment=environment or None, branch_id=branch_id or None
+            )
+        except ApiError as exc:
+            code = _error_code(exc.body)
+            logger.warning("signed URL request failed: HTTP %s (%s)", exc.status_code, code)
+            raise AuthError(api_error_sentence(code, exc.status_code)) from None
     signed_url = getattr(response, "signed_url", None)
     if not isinstance(signed_url, str) or not signed_url:
         raise AuthError("ElevenLabs answered without a signed URL. Try again in a moment.")
@@ -102,18 +113,8 @@ def fetch_conversation_token_blocking(
         server_url, agent_id, source, version, environment=environment, branch_id=branch_id
     )
     headers = {"xi-api-key": api_key} if api_key else {}
-    try:
+    with _reaching(server_url, timeout_s, "conversation token"):
         response = httpx.get(url, headers=headers, timeout=timeout_s)
-    except httpx.TimeoutException:
-        raise AuthError(
-            f"ElevenLabs did not answer within {timeout_s:g} s. Check your network and try again."
-        ) from None
-    except httpx.HTTPError as exc:
-        logger.warning("conversation token request failed: %s", type(exc).__name__)
-        raise AuthError(
-            f"Could not reach {http_base(server_url)}. Check your network connection and the "
-            "server URL."
-        ) from None
     try:
         body: Any = response.json()
     except ValueError:

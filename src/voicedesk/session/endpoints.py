@@ -113,8 +113,13 @@ def conversation_url(
     base = urlunsplit(
         (_ws_scheme(parts.scheme), parts.netloc, parts.path + CONVERSATION_PATH, "", "")
     )
-    extra = {k: v for k, v in (("environment", environment), ("branch_id", branch_id)) if v}
-    return with_query(base, agent_id=agent_id, source=source, version=version, **extra)
+    deployment = _deployment(environment, branch_id)
+    return with_query(base, agent_id=agent_id, source=source, version=version, **deployment)
+
+
+def _deployment(environment: str | None, branch_id: str | None) -> dict[str, str]:
+    """The agent's deployment as query parameters, those that are set."""
+    return {k: v for k, v in (("environment", environment), ("branch_id", branch_id)) if v}
 
 
 def checked_signed_url(signed_url: str, source: str, version: str) -> str:
@@ -139,8 +144,8 @@ def token_url(
     """Where to ask for a WebRTC conversation token (``GET``, with ``xi-api-key`` for a
     private agent)."""
     base = http_base(normalize_server_url(server_url)) + TOKEN_PATH
-    extra = {k: v for k, v in (("environment", environment), ("branch_id", branch_id)) if v}
-    return with_query(base, agent_id=agent_id, source=source, version=version, **extra)
+    deployment = _deployment(environment, branch_id)
+    return with_query(base, agent_id=agent_id, source=source, version=version, **deployment)
 
 
 def livekit_url(

@@ -134,3 +134,37 @@ def test_the_settings_form_keeps_hands_free_choices() -> None:
     assert again.wake_word == "hey_eleven"
     assert again.push_to_talk
     assert again.talk_key == "Space"
+
+
+def test_settings_choose_webrtc_and_a_livekit_server(
+    gui: Gui, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shell = gui.open("--demo")
+
+    def fill(dialog: SettingsDialog) -> int:
+        assert dialog.transport.currentData() == "websocket", "the websocket is the default"
+        dialog.transport.setCurrentIndex(dialog.transport.findData("webrtc"))
+        dialog.livekit_url.setText("wss://lk.example.com")
+        return 1
+
+    monkeypatch.setattr(SettingsDialog, "exec", fill)
+    shell.open_settings()
+    saved = config.load_settings()
+    assert (saved.transport, saved.livekit_url) == ("webrtc", "wss://lk.example.com")
+    assert shell.controller.plan.options.transport == "webrtc"
+
+    errors: list[str] = []
+
+    def refuse(dialog: SettingsDialog) -> int:
+        if not dialog.error.isHidden():  # the dialog came back with the sentence: cancel
+            errors.append(dialog.error.text())
+            return 0
+        assert dialog.transport.currentData() == "webrtc", "the choice is shown again"
+        dialog.livekit_url.setText("ws://lk.example.com")
+        return 1
+
+    monkeypatch.setattr(SettingsDialog, "exec", refuse)
+    shell.open_settings()
+    assert len(errors) == 1
+    assert "is not encrypted" in errors[0]
+    assert config.load_settings().livekit_url == "wss://lk.example.com"

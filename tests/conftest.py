@@ -30,6 +30,7 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings and logs of a test go to its own folder, never the user's."""
     monkeypatch.setenv("VOICEDESK_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("VOICEDESK_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setenv("VOICEDESK_HISTORY_DIR", str(tmp_path / "history"))
     monkeypatch.delenv("ELEVENLABS_API_KEY", raising=False)
     monkeypatch.delenv("ELEVENLABS_AGENT_ID", raising=False)
 

@@ -113,6 +113,11 @@ def _common_options() -> argparse.ArgumentParser:
         help="with --transport webrtc: a LiveKit server (wss://) instead of the region's",
     )
     g.add_argument(
+        "--no-history",
+        action="store_true",
+        help="do not write this run's conversations to the history (also in Settings)",
+    )
+    g.add_argument(
         "--show-reasoning",
         action="store_true",
         help="show the agent's reasoning in the transcript when it sends it",
@@ -207,6 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold", type=float, metavar="0..1", help="the confidence that counts as heard"
     )
     actions.add_parser("list", help="list the hotwords voicedesk knows")
+    history = sub.add_parser(
+        "history", help="past conversations: list, show, export or delete them"
+    )
+    kept = history.add_subparsers(dest="history_command", metavar="ACTION", required=True)
+    listing = kept.add_parser("list", help="every kept conversation, newest first")
+    listing.add_argument("--search", metavar="TEXT", help="only those that contain TEXT")
+    kept.add_parser("show", help="one conversation, as text").add_argument("id")
+    export = kept.add_parser("export", help="one conversation as Markdown or JSON")
+    export.add_argument("id")
+    export.add_argument("--format", choices=("md", "json"), default="md")
+    export.add_argument("--output", metavar="FILE", help="write it there (default: print it)")
+    kept.add_parser("delete", help="delete one conversation").add_argument("id")
     local = sub.add_parser(
         "localagent", parents=[common], help="run the local demo agent server on its own"
     )
@@ -312,6 +329,7 @@ async def run_localagent(args: argparse.Namespace) -> int:
         user_input_audio_format=str(args.input_format),
         voice=VoiceKind(args.voice),
         api_key=args.require_key,
+        record_audio=False,  # a long-running server: no record of every call's audio
     )
     server = LocalAgentServer(config, host=str(args.host), port=int(args.port))
     try:
@@ -372,6 +390,44 @@ def run_hotword(args: argparse.Namespace) -> int:
     )
 
 
+def run_history(args: argparse.Namespace) -> int:
+    """``voicedesk history list|show|export|delete``: exit 1 with a sentence on failure."""
+    from voicedesk import history
+    from voicedesk.config import history_dir
+
+    directory = history_dir()
+    try:
+        if args.history_command == "list":
+            entries = history.list_entries(directory, args.search)
+            if not entries:
+                where = " with that text" if args.search else ""
+                print(f"No conversation{where} in the history ({directory}).")
+            for entry in entries:
+                print(history.summary_line(entry))
+            return 0
+        if args.history_command == "delete":
+            entry = history.delete_entry(directory, args.id)
+            print(f"Deleted the conversation {entry.id}.")
+            return 0
+        entry = history.find_entry(directory, args.id)
+        if args.history_command == "show":
+            print(history.to_markdown(entry), end="")
+            return 0
+        text = history.to_json(entry) if args.format == "json" else history.to_markdown(entry)
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+            print(f"Wrote {args.output}.")
+        else:
+            print(text, end="")
+        return 0
+    except history.HistoryError as exc:
+        print(f"voicedesk: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"voicedesk: {args.output} could not be written ({exc.strerror}).", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -383,6 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "hotword":
             return run_hotword(args)
+        if args.command == "history":
+            return run_history(args)
         if args.command == "localagent":
             if args.require_key:
                 SecretRedactor.register(str(args.require_key))

@@ -24,6 +24,8 @@ KEYRING_SERVICE = "voicedesk"
 KEYRING_USER = "elevenlabs-api-key"
 CONFIG_DIR_ENV = "VOICEDESK_CONFIG_DIR"
 LOG_DIR_ENV = "VOICEDESK_LOG_DIR"
+DATA_DIR_ENV = "VOICEDESK_DATA_DIR"
+HISTORY_DIR_ENV = "VOICEDESK_HISTORY_DIR"
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,22 @@ def config_dir() -> Path:
 def log_dir() -> Path:
     override = os.environ.get(LOG_DIR_ENV)
     return Path(override) if override else platformdirs.user_log_path(APP_NAME, appauthor=False)
+
+
+def data_dir() -> Path:
+    """``platformdirs.user_data_path("voicedesk")`` unless ``VOICEDESK_DATA_DIR`` is set
+    (tests, portable installs): hotwords and the conversation history live there."""
+    override = os.environ.get(DATA_DIR_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
+    return platformdirs.user_data_path(APP_NAME, appauthor=False)
+
+
+def history_dir() -> Path:
+    """Where the conversation history is written: ``<user data>/history`` unless
+    ``VOICEDESK_HISTORY_DIR`` is set."""
+    override = os.environ.get(HISTORY_DIR_ENV, "").strip()
+    return Path(override).expanduser() if override else data_dir() / "history"
 
 
 @dataclass(slots=True)
@@ -60,6 +78,8 @@ class Settings:
     talk_key: str = "Space"  # the window's push-to-talk key (a Qt key sequence)
     transport: str = "websocket"  # or "webrtc": the voice as WebRTC tracks (LiveKit)
     livekit_url: str | None = None  # a LiveKit server of one's own instead of the region's
+    history: bool = True  # every conversation is written to the history as it happens
+    history_days: int = 0  # conversations older than this are deleted; 0: kept
 
     @classmethod
     def from_json(cls, data: Any) -> Settings:

@@ -72,6 +72,7 @@ from voicedesk.session import (
     AudioNotice,
     AudioUnavailable,
     Conversation,
+    Notice,
     SessionEvent,
     ToolCallFinished,
     ToolCallStarted,
@@ -785,6 +786,8 @@ class ConsoleClient:
                 self.say(f"[audio] {message}")
             case TransportNotice(message=message):
                 self.say(f"[connection] {message}")
+            case Notice(message=message):
+                self.say(f"[note] {message}")
             case Disconnected(details=details) if not self._was_connected:
                 self.say(f"Could not start the conversation: {details.message}")
             case Disconnected(details=details):

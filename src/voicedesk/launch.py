@@ -22,7 +22,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from voicedesk.audio.settings import AudioSettings
-from voicedesk.config import SecretRedactor, SecretStoreError, Settings, load_api_key
+from voicedesk.config import (
+    SecretRedactor,
+    SecretStoreError,
+    Settings,
+    history_dir,
+    load_api_key,
+)
 from voicedesk.config import save_api_key as _save_api_key
 from voicedesk.config import save_settings as _save_settings
 from voicedesk.protocol.catalog import CLIENT_EVENT_TYPES
@@ -174,6 +180,9 @@ class LaunchPlan:
     wake_word: str | None = None
     push_to_talk: bool = False
     talk_key: str = DEFAULT_TALK_KEY
+    #: Write each conversation to the history (``--no-history`` or the setting: not).
+    history: bool = True
+    history_days: int = 0
 
 
 def resolve(
@@ -250,6 +259,8 @@ def resolve(
         wake_word=wake_word,
         push_to_talk=bool(_opt(args, "push_to_talk", False)) or settings.push_to_talk,
         talk_key=settings.talk_key.strip() or DEFAULT_TALK_KEY,
+        history=settings.history and not _opt(args, "no_history", False),
+        history_days=max(0, int(settings.history_days or 0)),
     )
 
 
@@ -337,6 +348,7 @@ class Launcher:
         self._preload: asyncio.Future[None] | None = None
         self._push_to_talk = plan.push_to_talk
         self._talking = False
+        self._pruned = False
 
     @property
     def plan(self) -> LaunchPlan:
@@ -424,7 +436,33 @@ class Launcher:
         elif self._server is not None:
             await self._stop_server()
         engine = None if options.text_only else self._audio_engine()
-        return Conversation(options, tools=self._tools_factory(), audio=engine, approver=approver)
+        conversation = Conversation(
+            options, tools=self._tools_factory(), audio=engine, approver=approver
+        )
+        if plan.history:
+            self._keep_history(conversation, plan)
+        return conversation
+
+    def _keep_history(self, conversation: Conversation, plan: LaunchPlan) -> None:
+        """Write the conversation to the history as it happens (old ones pruned first,
+        once a run, when a retention is set)."""
+        from voicedesk.history import HistoryWriter, prune
+
+        directory = history_dir()
+        if not self._pruned:
+            self._pruned = True
+            days = plan.history_days
+            if removed := prune(directory, days):
+                logger.info("history: %d conversations older than %d days deleted", removed, days)
+        o = plan.options
+        writer = HistoryWriter(
+            directory,
+            agent_id="demo" if plan.demo else o.agent_id,
+            server="the local demo agent" if plan.demo else o.server_url,
+            transport=o.transport,
+            on_problem=conversation.notify,
+        )
+        conversation.add_listener(writer)
 
     async def start_demo_agent(self) -> str | None:
         """Start the local demo agent now when the plan talks to it (hands-free does,
@@ -436,7 +474,8 @@ class Launcher:
         if self._server is None:
             from voicedesk.localagent import AgentConfig, LocalAgentServer
 
-            server = LocalAgentServer(self._demo_config or AgentConfig(), port=0)
+            config = self._demo_config or AgentConfig(record_audio=False)
+            server = LocalAgentServer(config, port=0)
             await server.start()
             self._server = server
             logger.info("local demo agent on %s", server.http_url)
@@ -509,6 +548,8 @@ class SettingsForm:
     talk_key: str = DEFAULT_TALK_KEY
     transport: str = "websocket"
     livekit_url: str = ""
+    history: bool = True
+    history_days: int = 0
 
 
 def form_from_settings(settings: Settings) -> SettingsForm:
@@ -529,6 +570,8 @@ def form_from_settings(settings: Settings) -> SettingsForm:
         talk_key=settings.talk_key or DEFAULT_TALK_KEY,
         transport=settings.transport,
         livekit_url=settings.livekit_url or "",
+        history=settings.history,
+        history_days=settings.history_days,
     )
 
 
@@ -583,6 +626,8 @@ def apply_settings_form(form: SettingsForm, settings: Settings) -> list[str]:
     settings.talk_key = talk_key
     settings.transport = transport
     settings.livekit_url = lk_url
+    settings.history = form.history
+    settings.history_days = max(0, int(form.history_days))
     path = _save_settings(settings)
     said.insert(0, f"Settings saved in {path}.")
     return said

@@ -136,7 +136,7 @@ def test_the_settings_form_keeps_hands_free_choices() -> None:
     assert again.talk_key == "Space"
 
 
-def test_settings_choose_webrtc_and_a_livekit_server(
+def test_settings_choose_webrtc_a_livekit_server_and_the_history_s_retention(
     gui: Gui, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shell = gui.open("--demo")
@@ -145,6 +145,8 @@ def test_settings_choose_webrtc_and_a_livekit_server(
         assert dialog.transport.currentData() == "websocket", "the websocket is the default"
         dialog.transport.setCurrentIndex(dialog.transport.findData("webrtc"))
         dialog.livekit_url.setText("wss://lk.example.com")
+        assert dialog.history.isChecked(), "the history is kept unless turned off"
+        dialog.history_days.setValue(30)
         return 1
 
     monkeypatch.setattr(SettingsDialog, "exec", fill)
@@ -152,6 +154,8 @@ def test_settings_choose_webrtc_and_a_livekit_server(
     saved = config.load_settings()
     assert (saved.transport, saved.livekit_url) == ("webrtc", "wss://lk.example.com")
     assert shell.controller.plan.options.transport == "webrtc"
+    assert (saved.history, saved.history_days) == (True, 30)
+    assert shell.controller.plan.history_days == 30
 
     errors: list[str] = []
 

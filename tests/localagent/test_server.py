@@ -316,6 +316,24 @@ async def test_user_speech_interrupts_the_agent_and_gets_a_turn() -> None:
         await ws.close()
 
 
+async def test_the_apps_demo_agent_keeps_no_record_of_the_users_audio() -> None:
+    """The recording for tests would grow ~32 kB a second of a call (10 minutes: 19 MB);
+    unrecorded, the agent still hears the user (a turn) and keeps nothing of the audio."""
+    async with running(voice=VoiceKind.SINE, end_of_turn_ms=300, record_audio=False) as server:
+        ws = await open_conversation(server)
+        await recv_json(ws)  # metadata
+        await speak(ws, loud=4, quiet=8)
+        transcript, _ = await recv_until(ws, "user_transcript")
+        assert "s of speech" in transcript["user_transcription_event"]["user_transcript"]
+        await recv_until(ws, "audio")
+        session = server.sessions[0]
+        assert session.audio_chunks == 12
+        assert len(session.audio_in) == 0
+        assert session.audio_arrivals == []
+        assert session.sent_audio_event_ids == []
+        await ws.close()
+
+
 async def test_vad_scores_come_when_client_events_ask_for_them() -> None:
     async with running(speak_first_message=False, vad_interval_ms=100) as server:
         ws = await open_conversation(server, init_with(text_only=False, events=("vad_score",)))

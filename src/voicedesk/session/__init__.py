@@ -6,10 +6,12 @@ from voicedesk.session.events import (
     AgentTypingChanged,
     AudioNotice,
     AudioUnavailable,
+    Notice,
     SessionEvent,
     ToolCallFinished,
     ToolCallStarted,
     TransportNotice,
+    UserTextSent,
 )
 from voicedesk.session.transport import (
     Transport,
@@ -28,6 +30,7 @@ __all__ = [
     "AudioUnavailable",
     "Conversation",
     "ConversationOptions",
+    "Notice",
     "SessionEvent",
     "ToolCallFinished",
     "ToolCallStarted",
@@ -35,5 +38,6 @@ __all__ = [
     "TransportClosed",
     "TransportError",
     "TransportNotice",
+    "UserTextSent",
     "WebSocketTransport",
 ]

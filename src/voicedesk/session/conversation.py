@@ -63,10 +63,12 @@ from voicedesk.session.events import (
     AgentTypingChanged,
     AudioNotice,
     AudioUnavailable,
+    Notice,
     SessionEvent,
     ToolCallFinished,
     ToolCallStarted,
     TransportNotice,
+    UserTextSent,
 )
 from voicedesk.session.livekit import AUDIO_FORMAT as WEBRTC_AUDIO_FORMAT
 from voicedesk.session.livekit import LiveKitTransport, MediaBridge, Room
@@ -335,14 +337,24 @@ class Conversation:
 
     def send_user_message(self, text: str) -> bool:
         """Send a typed message; ``False`` (and nothing sent) when not connected."""
-        return self._send(self._core.send_user_message(text))
+        return self._sent_text(self._core.send_user_message(text), text, "message")
 
     def send_contextual_update(self, text: str, context_id: str | None = None) -> bool:
-        return self._send(self._core.send_contextual_update(text, context_id))
+        return self._sent_text(self._core.send_contextual_update(text, context_id), text, "context")
 
     def send_multimodal_message(self, text: str | None, file_id: str | None) -> bool:
         """Text with a file uploaded beforehand through the REST API (``file_id``)."""
-        return self._send(self._core.send_multimodal_message(text, file_id))
+        sent = self._core.send_multimodal_message(text, file_id)
+        return self._sent_text(sent, text or "", "multimodal")
+
+    def notify(self, message: str) -> None:
+        """Tell the listeners something the user should know (a :class:`Notice`)."""
+        self._emit(Notice(message))
+
+    def _sent_text(self, queued: bool, text: str, kind: str) -> bool:
+        if self._send(queued):
+            self._emit(UserTextSent(text, kind))
+        return queued
 
     def send_user_activity(self) -> bool:
         return self._send(self._core.send_user_activity())

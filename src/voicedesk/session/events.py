@@ -55,6 +55,23 @@ class AudioNotice:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the user should know that is neither audio nor the connection (the
+    history could not be written, say). A sentence."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserTextSent:
+    """Text the user sent: a typed ``message`` (with a file: ``multimodal``) or
+    ``context`` (a contextual update). Emitted once it is queued to the agent."""
+
+    text: str
+    kind: str  # "message", "multimodal" or "context"
+
+
+@dataclass(frozen=True, slots=True)
 class TransportNotice:
     """The conversation travels otherwise than asked (WebRTC asked for a text-only
     conversation, say). A sentence."""
@@ -77,5 +94,7 @@ SessionEvent = (
     | AudioUnavailable
     | AudioNotice
     | TransportNotice
+    | UserTextSent
+    | Notice
     | AgentTypingChanged
 )

@@ -69,6 +69,7 @@ from voicedesk.session.conversation import approval_window_s
 from voicedesk.session.events import (
     AudioNotice,
     AudioUnavailable,
+    Notice,
     SessionEvent,
     ToolCallFinished,
     ToolCallStarted,
@@ -458,6 +459,7 @@ class Transcript:
                 AudioUnavailable(message=message)
                 | AudioNotice(message=message)
                 | TransportNotice(message=message)
+                | Notice(message=message)
             ):
                 self.add_notice(message)
             case StatusChanged(status=Status.CONNECTING):

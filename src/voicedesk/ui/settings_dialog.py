@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QKeySequenceEdit,
     QLabel,
     QLineEdit,
+    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -135,6 +136,21 @@ class SettingsDialog(QDialog):
         self.text_only.setObjectName("textOnlyCheck")
         self.text_only.setChecked(form.text_only)
         grid.addRow("", self.text_only)
+        self.history = QCheckBox("Keep a history of conversations (on this computer)")
+        self.history.setObjectName("historyCheck")
+        self.history.setChecked(form.history)
+        self.history.setToolTip(
+            "Every conversation is written down as it happens, in voicedesk's data folder; "
+            "`voicedesk history` lists, shows, exports and deletes them."
+        )
+        grid.addRow("", self.history)
+        self.history_days = QSpinBox()
+        self.history_days.setObjectName("historyDaysSpin")
+        self.history_days.setRange(0, 3650)
+        self.history_days.setSpecialValueText("keep them all")
+        self.history_days.setSuffix(" days")
+        self.history_days.setValue(form.history_days)
+        grid.addRow("Delete conversations after", self.history_days)
         self.show_reasoning = QCheckBox("Show the agent's reasoning in the transcript")
         self.show_reasoning.setObjectName("showReasoningCheck")
         self.show_reasoning.setChecked(form.show_reasoning)
@@ -264,6 +280,8 @@ class SettingsDialog(QDialog):
             talk_key=self.talk_key.keySequence().toString() or DEFAULT_TALK_KEY,
             transport=str(self.transport.currentData()),
             livekit_url=self.livekit_url.text(),
+            history=self.history.isChecked(),
+            history_days=self.history_days.value(),
         )
 
     def show_error(self, sentence: str) -> None:

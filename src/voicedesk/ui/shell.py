@@ -99,6 +99,7 @@ class WindowShell(QObject):
         self.window.volume.setValue(round(100 * min(1.0, max(0.0, settings.volume))))
         self.window.volume.sliderReleased.connect(self._save_volume)
         self.window.settingsRequested.connect(self.open_settings)
+        self.window.historyRequested.connect(self.open_history)
         self.window.demoRequested.connect(self.choose_demo)
         self.window.inputDeviceChosen.connect(lambda c: self._device_chosen(c, output=False))
         self.window.outputDeviceChosen.connect(lambda c: self._device_chosen(c, output=True))
@@ -197,6 +198,14 @@ class WindowShell(QObject):
             self.controller.pause_hands_free(False)
         if self.controller.plan.wake_word != wake_word:
             self.controller.restart_hands_free()
+
+    def open_history(self) -> None:
+        from voicedesk.config import history_dir
+        from voicedesk.ui.history_dialog import HistoryDialog
+
+        dialog = HistoryDialog(history_dir(), parent=self.window)
+        dialog.exec()
+        dialog.deleteLater()
 
     def _hotword_page(self) -> HotwordPage:
         recorder = TakeRecorder(self.controller.launcher.ensure_engine)

@@ -61,6 +61,7 @@ SHORTCUTS = {
     "mute": "Ctrl+M",
     "message": "Ctrl+L",
     "settings": "Ctrl+,",
+    "history": "Ctrl+H",
 }
 
 FEEDBACK_PROMPT = "How was that response?"
@@ -87,6 +88,7 @@ class MainWindow(QMainWindow):
     ``demoRequested``: the first-run "Try the demo agent" choice."""
 
     settingsRequested = Signal()
+    historyRequested = Signal()
     demoRequested = Signal()
     inputDeviceChosen = Signal(object)
     outputDeviceChosen = Signal(object)
@@ -141,6 +143,14 @@ class MainWindow(QMainWindow):
         _name(self.settings_button, "settingsButton", f"Settings ({SHORTCUTS['settings']})")
         self.settings_button.setText("Settings")
         self.settings_button.clicked.connect(self.settingsRequested.emit)
+        self.history_button = QToolButton()
+        _name(
+            self.history_button,
+            "historyButton",
+            f"Past conversations: search, read, export, delete ({SHORTCUTS['history']})",
+        )
+        self.history_button.setText("History")
+        self.history_button.clicked.connect(self.historyRequested.emit)
         row.addWidget(self.status_dot)
         row.addWidget(self.status_label)
         row.addSpacing(12)
@@ -148,6 +158,7 @@ class MainWindow(QMainWindow):
         row.addStretch(1)
         row.addWidget(self.speaking)
         row.addSpacing(12)
+        row.addWidget(self.history_button)
         row.addWidget(self.settings_button)
         return row
 
@@ -359,6 +370,7 @@ class MainWindow(QMainWindow):
         bind(SHORTCUTS["mute"], self.mute_button.toggle)
         bind(SHORTCUTS["message"], self.message_input.setFocus)
         bind(SHORTCUTS["settings"], self.settingsRequested.emit)
+        bind(SHORTCUTS["history"], self.historyRequested.emit)
 
     def _connect_controller(self) -> None:
         c = self.controller

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import platformdirs
+from voicedesk.config import DATA_DIR_ENV, data_dir
 
-APP_NAME = "voicedesk"
-#: Overrides the user data folder (tests, portable installs).
-DATA_DIR_ENV = "VOICEDESK_DATA_DIR"
-
-
-def data_dir() -> Path:
-    """``platformdirs.user_data_path("voicedesk")`` unless ``VOICEDESK_DATA_DIR`` is set."""
-    override = os.environ.get(DATA_DIR_ENV, "").strip()
-    if override:
-        return Path(override).expanduser()
-    return platformdirs.user_data_path(APP_NAME, appauthor=False)
+__all__ = ["DATA_DIR_ENV", "data_dir", "hotwords_dir"]
 
 
 def hotwords_dir() -> Path:

@@ -4,7 +4,6 @@ API key never lands in it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -14,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import scaled
-from tests.console.test_console import VOICEDESK, run_cli
+from tests.console.test_console import run_cli
+from tests.console.test_handsfree_console import close_console, open_console
 from voicedesk import history
 from voicedesk.config import SecretRedactor, history_dir
-from voicedesk.localagent import AgentConfig, LocalAgentServer
+from voicedesk.localagent import LocalAgentServer
 from voicedesk.protocol.errors import DisconnectDetails, DisconnectReason
 from voicedesk.protocol.events import AgentResponse, AgentResponseCorrection, UserTranscript
 from voicedesk.protocol.machine import Connected, Disconnected, ErrorReported
@@ -171,39 +171,42 @@ def test_the_console_keeps_the_history_and_the_cli_reads_it() -> None:
     assert not list(history.iter_files(history_dir()))
 
 
-async def test_kill_9_mid_call_loses_nothing_already_said() -> None:
-    server = LocalAgentServer(AgentConfig(ping_interval_s=None))
-    await server.start()
-    proc = await asyncio.create_subprocess_exec(
-        *VOICEDESK,
-        "console",
-        "--server-url",
-        server.http_url,
-        "--agent-id",
-        "demo",
-        "--text-only",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+async def test_kill_9_mid_call_loses_nothing_already_said(agent: LocalAgentServer) -> None:
+    console = await open_console(agent, "--text-only")
     try:
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        proc.stdin.write(b"what's my battery?\n")
-        await proc.stdin.drain()
-        out = b""
-        async with asyncio.timeout(scaled(20)):
-            while b"getBatteryLevel ->" not in out and b"getBatteryLevel failed" not in out:
-                out += await proc.stdout.read(4096)
-            while out.count(b"Agent: ") < 2:
-                out += await proc.stdout.read(4096)
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        await console.wait_for("Agent: Hi there")
+        await console.send("what's my battery?")
+        await console.wait_for("[tool] getBatteryLevel ")
+        await console.wait_for("Agent: ", count=2)
+        console.proc.send_signal(signal.SIGKILL)
     finally:
-        await server.stop()
+        await close_console(console)
     (entry,) = history.list_entries(history_dir())
     kinds = [t["type"] for t in entry.turns()]
     assert kinds[:2] == ["connected", "agent"]  # the greeting
     assert "user" in kinds
     assert "tool_result" in kinds
     assert entry.ending == "(not ended: the app stopped)"
+
+
+async def test_the_console_continues_a_dropped_conversation(agent: LocalAgentServer) -> None:
+    console = await open_console(agent, "--text-only")
+    try:
+        await console.wait_for("Agent: Hi there")
+        await console.send("my name is Ada")
+        await console.wait_for("You said: my name is Ada")
+        agent.sessions[0].drop()
+        await console.wait_for("Type /continue to pick the conversation up")
+        await console.send("/continue")
+        await console.wait_for("Continuing")
+        second = await agent.next_session(timeout=scaled(5), after=1)
+        await second.wait_for(lambda s: bool(s.contextual_updates), timeout=scaled(5))
+        assert "User: my name is Ada" in second.contextual_updates[0]
+        await console.send("bye")
+        await console.wait_for("Agent: Goodbye! Talk to you soon.")
+    finally:
+        code = await close_console(console)
+    assert "Disconnected: The connection to the agent was lost." in console.out
+    assert code == 0, console.out
+    # The history keeps both conversations.
+    assert len(history.list_entries(history_dir())) == 2

@@ -39,7 +39,7 @@ from voicedesk.tools import ToolRegistry
 from voicedesk.tools.desktop import definitions_json, desktop_tools
 
 if TYPE_CHECKING:
-    from voicedesk.protocol.events import McpToolCall
+    from voicedesk.protocol.events import ClientToolCall, McpToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("md", "json"), default="md")
     export.add_argument("--output", metavar="FILE", help="write it there (default: print it)")
     kept.add_parser("delete", help="delete one conversation").add_argument("id")
+    perms = sub.add_parser(
+        "permissions", help="which client tools each agent may run: allow, ask or never"
+    )
+    perm_actions = perms.add_subparsers(dest="permissions_command", metavar="ACTION", required=True)
+    perm_actions.add_parser("list", help="the permissions set, and the default")
+    setting = perm_actions.add_parser("set", help="set one tool's permission for one agent")
+    setting.add_argument("agent", help="the agent ID (demo: the local demo agent)")
+    setting.add_argument("tool", help="the client tool, e.g. getBatteryLevel")
+    setting.add_argument("permission", help="allow, ask, never, or reset (back to allow)")
     local = sub.add_parser(
         "localagent", parents=[common], help="run the local demo agent server on its own"
     )
@@ -258,8 +267,9 @@ def build_tools() -> ToolRegistry:
 
 
 async def run_console(plan: LaunchPlan) -> int:
-    from voicedesk.console import TALK_KEY, ConsoleClient
+    from voicedesk.console import TALK_KEY, ConsoleClient, Continuer
     from voicedesk.handsfree import HandsFreeUnavailable, PushToTalk, launcher_loop
+    from voicedesk.session import Conversation
 
     if plan.demo_reason:
         print(plan.demo_reason)
@@ -272,11 +282,17 @@ async def run_console(plan: LaunchPlan) -> int:
         # MCP tools that need approval ask on the terminal.
         return console is not None and await console.ask_approval(call)
 
+    async def ask_tool(call: ClientToolCall, seconds: float) -> str:
+        # Client tools set to Ask, likewise.
+        return "deny" if console is None else await console.ask_tool(call, seconds)
+
     try:
         if plan.hands_free:
             console = ConsoleClient(show_reasoning=plan.show_reasoning, talk=talk)
             try:
-                loop = launcher_loop(launcher, approver=approve, on_event=console.on_loop_event)
+                loop = launcher_loop(
+                    launcher, approver=approve, tool_asker=ask_tool, on_event=console.on_loop_event
+                )
             except HandsFreeUnavailable as exc:
                 print(f"voicedesk: {exc}", file=sys.stderr)
                 return 1
@@ -284,11 +300,17 @@ async def run_console(plan: LaunchPlan) -> int:
                 await launcher.start_demo_agent()
                 print(f"Local demo agent on {launcher.demo_url} (it runs on this computer only).")
             return await console.run_hands_free(loop)
-        conversation = await launcher.new_conversation(approver=approve)
+        conversation = await launcher.new_conversation(approver=approve, tool_asker=ask_tool)
         if plan.demo:
             print(f"Local demo agent on {launcher.demo_url} (it runs on this computer only).")
         console = ConsoleClient(conversation, show_reasoning=plan.show_reasoning, talk=talk)
-        return await console.run()
+
+        async def follow() -> Conversation:
+            return await launcher.new_conversation(
+                approver=approve, tool_asker=ask_tool, continuing=True
+            )
+
+        return await console.run(Continuer(lambda: launcher.can_continue, follow))
     finally:
         await launcher.close()
 
@@ -390,6 +412,33 @@ def run_hotword(args: argparse.Namespace) -> int:
     )
 
 
+def run_permissions(args: argparse.Namespace) -> int:
+    """``voicedesk permissions list|set AGENT TOOL allow|ask|never|reset``."""
+    from voicedesk.config import save_settings
+    from voicedesk.tools import permissions
+
+    settings = load_settings()
+    tools = [t.definition.name for t in build_tools()]
+    if args.permissions_command == "list":
+        for line in permissions.describe(settings.tool_permissions, tools):
+            print(line)
+        return 0
+    try:
+        value = permissions.parse_permission(args.permission)
+        permissions.set_permission(settings, args.agent, args.tool, value)
+        save_settings(settings)
+    except permissions.ToolPermissionError as exc:
+        print(f"voicedesk: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"voicedesk: the settings could not be saved ({exc.strerror}).", file=sys.stderr)
+        return 1
+    shown = (value or permissions.DEFAULT_PERMISSION).value
+    unknown = "" if args.tool in tools else f" ({args.tool} is not one of voicedesk's tools)"
+    print(f"{args.tool} for {args.agent}: {shown}.{unknown}")
+    return 0
+
+
 def run_history(args: argparse.Namespace) -> int:
     """``voicedesk history list|show|export|delete``: exit 1 with a sentence on failure."""
     from voicedesk import history
@@ -441,6 +490,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_hotword(args)
         if args.command == "history":
             return run_history(args)
+        if args.command == "permissions":
+            return run_permissions(args)
         if args.command == "localagent":
             if args.require_key:
                 SecretRedactor.register(str(args.require_key))

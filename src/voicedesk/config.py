@@ -78,6 +78,8 @@ class Settings:
     talk_key: str = "Space"  # the window's push-to-talk key (a Qt key sequence)
     transport: str = "websocket"  # or "webrtc": the voice as WebRTC tracks (LiveKit)
     livekit_url: str | None = None  # a LiveKit server of one's own instead of the region's
+    #: Per agent, per client tool: "allow", "ask" or "never" (unnamed tools: allowed).
+    tool_permissions: dict[str, dict[str, str]] = field(default_factory=dict)
     history: bool = True  # every conversation is written to the history as it happens
     history_days: int = 0  # conversations older than this are deleted; 0: kept
 

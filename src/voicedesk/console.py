@@ -30,7 +30,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from voicedesk.handsfree import (
@@ -51,6 +52,7 @@ from voicedesk.protocol.events import (
     AgentResponseCorrection,
     AgentToolRequest,
     AgentToolResponse,
+    ClientToolCall,
     ExternalAgentConnected,
     ExternalAgentDisconnected,
     GuardrailTriggered,
@@ -122,6 +124,23 @@ _TRANSCRIBED = (
     ExternalAgentConnected,
     ExternalAgentDisconnected,
 )
+
+
+@dataclass(frozen=True)
+class Continuer:
+    """How the console continues a conversation the network dropped: whether it can
+    (``available()``), and the conversation that picks it up (``follow()``)."""
+
+    available: Callable[[], bool]
+    follow: Callable[[], Awaitable[Conversation]]
+
+
+def _answer_word(text: str) -> str | None:
+    """An answer to a question: "yes", "no", "always" (a/always), or ``None``."""
+    if text.strip().lower() in ("a", "always"):
+        return "always"
+    answer = yes_or_no(text)
+    return None if answer is None else ("yes" if answer else "no")
 
 
 def yes_or_no(text: str) -> bool | None:
@@ -288,13 +307,15 @@ class ConsoleClient:
         self._feedback_hint_shown = False
         self._was_connected = False
         self._quit = asyncio.Event()
+        self._continue_requested = False  # /continue typed as the conversation dropped
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         # Agent answers (or errors instead of one) so far; a script waits for the next.
         self._agent_responses = 0
         self._agent_responded = asyncio.Event()
         self._mode_changed = asyncio.Event()
         self._pending: set[asyncio.Task[object]] = set()
-        self._questions: list[tuple[McpToolCall, asyncio.Future[bool]]] = []
+        # Open questions, oldest first: their answer, "yes", "no" or "always".
+        self._questions: list[asyncio.Future[str]] = []
         self._shown = Transcript(show_reasoning=show_reasoning)
         self._printed: dict[int, str] = {}
         self._shown.set_listener(self._on_shown_line)
@@ -312,8 +333,10 @@ class ConsoleClient:
             self._out.write(text + "\n")
             self._out.flush()
 
-    async def run(self) -> int:
-        """One conversation (the one given), from connecting to its end."""
+    async def run(self, continuer: Continuer | None = None) -> int:
+        """The conversation given, from connecting to its end; when the network drops
+        it and ``continuer`` can pick it up, the user is asked (``/continue``) and the
+        next conversation runs here too."""
         conversation = self.conversation
         assert conversation is not None, "run() needs the conversation"
         loop = asyncio.get_running_loop()
@@ -326,22 +349,50 @@ class ConsoleClient:
             # instead of being echoed raw by the terminal.
             self._start_input(loop)
             self._say_talk_state()
-            if not await conversation.start():
-                return 1
-            ended = asyncio.ensure_future(conversation.wait_disconnected())
-            consumer = asyncio.ensure_future(self._consume_lines())
-            quit_requested = asyncio.ensure_future(self._quit.wait())
-            await asyncio.wait({ended, quit_requested}, return_when=asyncio.FIRST_COMPLETED)
-            quit_requested.cancel()
-            consumer.cancel()
-            if not ended.done():
-                await conversation.end()
-            details = await ended
+            while True:
+                if not await conversation.start():
+                    return 1
+                ended = asyncio.ensure_future(conversation.wait_disconnected())
+                consumer = asyncio.ensure_future(self._consume_lines())
+                quit_requested = asyncio.ensure_future(self._quit.wait())
+                await asyncio.wait({ended, quit_requested}, return_when=asyncio.FIRST_COMPLETED)
+                quit_requested.cancel()
+                consumer.cancel()
+                if not ended.done():
+                    await conversation.end()
+                details = await ended
+                following = await self._offer_continue(continuer)
+                if following is None:
+                    break
+                conversation = following
         finally:
             self._stop_input()
             self._remove_signal_handlers(loop)
             self._detach()
         return 1 if details is None or details.is_error else 0
+
+    async def _offer_continue(self, continuer: Continuer | None) -> Conversation | None:
+        """After a drop: ask, and on ``/continue`` the conversation that picks it up."""
+        if continuer is None or self._quit.is_set() or not continuer.available():
+            return None
+        requested, self._continue_requested = self._continue_requested, False
+        if not requested:
+            self.say(
+                "The connection dropped. Type /continue to pick the conversation up where "
+                "it stopped (the agent is told the recent turns), or /quit."
+            )
+        while not requested:
+            line = await self._lines.get()
+            word = line.strip().lower() if line is not None else "/quit"
+            if word in ("/quit", "n", "no", "/end"):
+                return None
+            requested = word in ("/continue", "y", "yes")
+            if not requested:
+                self.say("Type /continue or /quit.")
+        conversation = await continuer.follow()
+        self._attach(conversation)
+        self.say("Continuing…")
+        return conversation
 
     async def run_hands_free(self, hands_free: HandsFreeLoop) -> int:
         """The assistant loop until ``/quit``, Ctrl+C or SIGTERM. Give
@@ -636,10 +687,10 @@ class ConsoleClient:
         if not text:
             return False
         if self._questions and not text.startswith("/"):
-            answer = yes_or_no(text)
+            answer = _answer_word(text)
             if answer is None and scripted:
                 self.say(f"({text!r} is not y or n: taken as no)")
-                answer = False
+                answer = "no"
             if answer is not None:
                 self._answer(answer)
                 return True
@@ -654,6 +705,11 @@ class ConsoleClient:
                 self._spawn(self._hands_free.end_conversation())
         elif command == "/talk":
             self._toggle_talk()
+        elif command == "/continue":
+            if conv.status.value == "connected":
+                self.say("The conversation is still on: there is nothing to continue.")
+            else:
+                self._continue_requested = True
         elif command == "/help":
             self.say(self._help())
         elif command == "/context":
@@ -693,29 +749,49 @@ class ConsoleClient:
 
         No answer before the call's approval time runs out is a denial (said so).
         Cancelled by the conversation when the question is no longer wanted."""
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        entry = (call, answer)
-        self._questions.append(entry)
         limit = approval_time_s(call)
-        self.say(f"[approve?] {approval_question(call)} [y/n] ({math.floor(limit)} s)")
+        answer = await self._ask(
+            f"[approve?] {approval_question(call)} [y/n] ({math.floor(limit)} s)", limit
+        )
+        approved = None if answer is None else answer != "no"
+        self._shown.approval_answered(call.tool_call_id, approved)
+        return bool(approved)
+
+    async def ask_tool(self, call: ClientToolCall, seconds: float) -> str:
+        """The launcher's tool asker, for client tools set to Ask: y runs it once, a
+        (always) runs it and allows it from now on, n refuses; no answer within the
+        tool's ``seconds`` refuses."""
+        params = format_parameters(call.parameters)
+        answer = await self._ask(
+            f"[allow?] The agent wants to run {call.tool_name}({params}) on this computer. "
+            f"Allow it? [y = this time, a = always, n = no] ({math.floor(seconds)} s)",
+            seconds,
+        )
+        if answer is None:
+            self.say(f"(no answer: {call.tool_name} was refused)")
+        return {"yes": "once", "always": "always"}.get(answer or "", "deny")
+
+    async def _ask(self, question: str, limit: float) -> str | None:
+        """Ask on the terminal; the answer ("yes", "no", "always"), ``None`` if none
+        came within ``limit`` seconds."""
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._questions.append(answer)
+        self.say(question)
         self._agent_responded.set()  # a script's next line answers it
         try:
             async with asyncio.timeout(limit):
-                approved = await answer
+                return await answer
         except TimeoutError:
-            self._shown.approval_answered(call.tool_call_id, None)
-            return False
+            return None
         finally:
-            if entry in self._questions:
-                self._questions.remove(entry)
-        self._shown.approval_answered(call.tool_call_id, approved)
-        return approved
+            if answer in self._questions:
+                self._questions.remove(answer)
 
-    def _answer(self, approved: bool) -> None:
+    def _answer(self, word: str) -> None:
         """Answer the oldest open question."""
-        _, answer = self._questions.pop(0)
+        answer = self._questions.pop(0)
         if not answer.done():
-            answer.set_result(approved)
+            answer.set_result(word)
 
     # ------------------------------------------------------------------ output
 

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from voicedesk.launch import Launcher
+    from voicedesk.launch import Launcher, ToolAsker
     from voicedesk.session import Approver
 
     #: Microphone samples: int16 mono (at :data:`TAP_RATE` from the tap).
@@ -636,6 +636,7 @@ def launcher_loop(
     *,
     on_event: Callable[[LoopEvent], None],
     approver: Approver | None = None,
+    tool_asker: ToolAsker | None = None,
     detector: DetectorFactory | None = None,
     hotword: str | None = None,
     cues: Cues | None = None,
@@ -660,7 +661,7 @@ def launcher_loop(
         return await launcher.ensure_engine()
 
     async def new_conversation() -> LoopConversation:
-        return await launcher.new_conversation(approver=approver)
+        return await launcher.new_conversation(approver=approver, tool_asker=tool_asker)
 
     return HandsFreeLoop(
         engine=engine,

@@ -21,6 +21,7 @@ import logging
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from voicedesk.config import SecretRedactor
+from voicedesk.protocol.errors import ABNORMAL_CLOSURE, DisconnectDetails, DisconnectReason
 from voicedesk.protocol.events import (
     AgentResponse,
     AgentResponseCorrection,
@@ -198,6 +200,65 @@ def _record_of(event: SessionEvent) -> dict[str, Any] | None:
             return {"type": "ended", "reason": details.reason.value, "message": details.message}
         case _:
             return None
+
+
+# --------------------------------------------------------------------------- continuing
+
+#: At most this much of the earlier conversation goes to the agent when it continues.
+CONTINUATION_MAX_CHARS = 2000
+
+
+class Recollection:
+    """A conversation's listener that remembers its words (in memory, whether or not the
+    history is kept), to continue it after a drop."""
+
+    def __init__(self, keep: int = 40) -> None:
+        self.turns: deque[tuple[str, str]] = deque(maxlen=keep)  # (who, text)
+        self.conversation_id: str | None = None
+        self.details: DisconnectDetails | None = None
+
+    def __call__(self, event: SessionEvent) -> None:
+        record = _record_of(event)
+        if record is None:
+            return
+        kind = record["type"]
+        if kind == "connected":
+            self.conversation_id = record["conversation_id"]
+        elif kind in ("user", "agent") and record.get("text"):
+            self.turns.append(("User" if kind == "user" else "Agent", str(record["text"])))
+        elif kind == "correction" and self.turns and self.turns[-1][0] == "Agent":
+            self.turns[-1] = ("Agent", str(record["text"]))
+        if isinstance(event, Disconnected):
+            self.details = event.details
+
+    @property
+    def dropped(self) -> bool:
+        """It was connected and then lost by the network: not ended by the user, the
+        agent, or an error the agent reported."""
+        d = self.details
+        return (
+            d is not None
+            and self.conversation_id is not None
+            and d.reason is DisconnectReason.ERROR
+            and d.close_code in (None, ABNORMAL_CLOSURE)
+            and d.error_type is None
+        )
+
+    def context(self, max_chars: int = CONTINUATION_MAX_CHARS) -> str:
+        """The earlier turns as one contextual update, the most recent ones kept."""
+        head = (
+            f"Earlier in this conversation (conversation {self.conversation_id}, cut off by "
+            "a network failure and now continued), the user and you said:"
+        )
+        lines: list[str] = []
+        used = len(head)
+        for who, text in reversed(self.turns):
+            line = f"{who}: {text}"
+            if used + len(line) + 1 > max_chars:
+                break
+            lines.append(line)
+            used += len(line) + 1
+        return "\n".join([head, *reversed(lines)])
 
 
 # --------------------------------------------------------------------------- reading
@@ -411,6 +472,7 @@ __all__ = [
     "HistoryEntry",
     "HistoryError",
     "HistoryWriter",
+    "Recollection",
     "delete_entry",
     "find_entry",
     "iter_files",

@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +31,11 @@ from voicedesk.config import (
 )
 from voicedesk.config import save_api_key as _save_api_key
 from voicedesk.config import save_settings as _save_settings
+from voicedesk.history import Recollection
 from voicedesk.protocol.catalog import CLIENT_EVENT_TYPES
+from voicedesk.protocol.events import ClientToolCall
 from voicedesk.session import Approver, Conversation, ConversationOptions
+from voicedesk.session.conversation import ToolGate
 from voicedesk.session.endpoints import (
     DEFAULT_SERVER_URL,
     TRANSPORTS,
@@ -48,6 +51,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEMO_AGENT_ID = "demo"
+#: Asks the user whether a client tool set to Ask may run, given the seconds it has:
+#: "once", "always" (Allow from now on) or "deny".
+ToolAsker = Callable[[ClientToolCall, float], Awaitable[str]]
 AGENT_ID_ENV = "ELEVENLABS_AGENT_ID"
 API_KEY_ENV = "ELEVENLABS_API_KEY"
 NO_AGENT_SENTENCE = "No agent is configured, so voicedesk talks to its local demo agent."
@@ -349,6 +355,7 @@ class Launcher:
         self._push_to_talk = plan.push_to_talk
         self._talking = False
         self._pruned = False
+        self._recollection: Recollection | None = None  # of the last conversation
 
     @property
     def plan(self) -> LaunchPlan:
@@ -424,9 +431,18 @@ class Launcher:
             self._preload = asyncio.ensure_future(asyncio.to_thread(_import_all, modules))
         return self._preload
 
-    async def new_conversation(self, *, approver: Approver | None = None) -> Conversation:
+    async def new_conversation(
+        self,
+        *,
+        approver: Approver | None = None,
+        tool_asker: ToolAsker | None = None,
+        continuing: bool = False,
+    ) -> Conversation:
         """A conversation ready to ``start()``, per the current plan. ``approver`` asks
-        the user about MCP tool calls that need approval (none: they are denied)."""
+        the user about MCP tool calls that need approval (none: they are denied);
+        ``tool_asker`` about client tools set to Ask (none: they are refused).
+        ``continuing``: the last conversation dropped (:attr:`can_continue`); once
+        connected, the new one sends the agent its recent turns as context."""
         with contextlib.suppress(Exception):  # an import error shows where it is used
             await asyncio.shield(self.preload())
         plan = self._plan
@@ -437,11 +453,65 @@ class Launcher:
             await self._stop_server()
         engine = None if options.text_only else self._audio_engine()
         conversation = Conversation(
-            options, tools=self._tools_factory(), audio=engine, approver=approver
+            options,
+            tools=self._tools_factory(),
+            audio=engine,
+            approver=approver,
+            tool_gate=self.tool_gate(tool_asker),
         )
         if plan.history:
             self._keep_history(conversation, plan)
+        earlier = self._recollection if continuing and self.can_continue else None
+        if earlier is not None:
+            self._send_when_connected(conversation, earlier.context())
+        self._recollection = Recollection()
+        conversation.add_listener(self._recollection)
         return conversation
+
+    @property
+    def can_continue(self) -> bool:
+        """The last conversation was connected and then dropped by the network."""
+        return self._recollection is not None and self._recollection.dropped
+
+    @staticmethod
+    def _send_when_connected(conversation: Conversation, context: str) -> None:
+        from voicedesk.protocol.machine import Connected
+
+        def on_event(event: object) -> None:
+            if isinstance(event, Connected):
+                remove()
+                conversation.send_contextual_update(context)
+
+        remove = conversation.add_listener(on_event)
+
+    def tool_gate(self, asker: ToolAsker | None) -> ToolGate:
+        """The user's permissions for the plan's agent, read at each call (so a change
+        in Settings or ``voicedesk permissions`` holds at once): Allow runs, Never
+        refuses, Ask asks ``asker``; "always" there sets Allow for good."""
+        plan = self._plan
+        agent = DEMO_AGENT_ID if plan.demo else (plan.options.agent_id or "")
+
+        async def gate(call: ClientToolCall, seconds: float) -> str | None:
+            from voicedesk.config import load_settings
+            from voicedesk.tools import permissions as p
+
+            tool = call.tool_name
+            permission = p.permission_for(load_settings().tool_permissions, agent, tool)
+            if permission is p.Permission.ALLOW:
+                return None
+            if permission is p.Permission.NEVER:
+                return p.REFUSED_NEVER.format(tool=tool)
+            if asker is None:
+                return p.REFUSED_NO_ANSWER.format(tool=tool)
+            answer = await asker(call, seconds)
+            if answer == "always":
+                settings = load_settings()
+                p.set_permission(settings, agent, tool, p.Permission.ALLOW)
+                with contextlib.suppress(OSError, SecretStoreError):
+                    _save_settings(settings)
+            return None if answer in ("once", "always") else p.REFUSED_DENIED.format(tool=tool)
+
+        return gate
 
     def _keep_history(self, conversation: Conversation, plan: LaunchPlan) -> None:
         """Write the conversation to the history as it happens (old ones pruned first,
@@ -550,6 +620,8 @@ class SettingsForm:
     livekit_url: str = ""
     history: bool = True
     history_days: int = 0
+    #: The built-in tools' permissions for the form's agent (the demo without one).
+    tool_permissions: dict[str, str] = field(default_factory=dict)
 
 
 def form_from_settings(settings: Settings) -> SettingsForm:
@@ -572,7 +644,29 @@ def form_from_settings(settings: Settings) -> SettingsForm:
         livekit_url=settings.livekit_url or "",
         history=settings.history,
         history_days=settings.history_days,
+        tool_permissions=_tool_permissions(settings, settings.agent_id or DEMO_AGENT_ID),
     )
+
+
+def _apply_tool_permissions(settings: Settings, agent: str, chosen: Mapping[str, str]) -> None:
+    from voicedesk.tools import permissions
+
+    for tool, value in chosen.items():
+        permission = permissions.parse_permission(value)
+        default = permission is permissions.DEFAULT_PERMISSION
+        permissions.set_permission(settings, agent, tool, None if default else permission)
+
+
+def _tool_permissions(settings: Settings, agent: str) -> dict[str, str]:
+    from voicedesk.tools import permissions
+    from voicedesk.tools.desktop import desktop_tools
+
+    return {
+        tool.definition.name: permissions.permission_for(
+            settings.tool_permissions, agent, tool.definition.name
+        ).value
+        for tool in desktop_tools()
+    }
 
 
 def apply_settings_form(form: SettingsForm, settings: Settings) -> list[str]:
@@ -628,6 +722,7 @@ def apply_settings_form(form: SettingsForm, settings: Settings) -> list[str]:
     settings.livekit_url = lk_url
     settings.history = form.history
     settings.history_days = max(0, int(form.history_days))
+    _apply_tool_permissions(settings, agent_id or DEMO_AGENT_ID, form.tool_permissions)
     path = _save_settings(settings)
     said.insert(0, f"Settings saved in {path}.")
     return said

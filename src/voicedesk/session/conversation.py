@@ -78,6 +78,7 @@ from voicedesk.session.transport import (
     TransportError,
     WebSocketTransport,
 )
+from voicedesk.tools.permissions import REFUSED_NO_ANSWER
 from voicedesk.tools.registry import (
     TOOL_FAILED_PREFIX,
     ToolOutcome,
@@ -98,6 +99,10 @@ AGENT_TYPING_TIMEOUT_S = 30.0  # "typing…" without a duration clears after thi
 #: Asks the user whether an MCP tool call may run; ``True`` approves. It is cancelled
 #: when the question is no longer wanted; no answer in time counts as a denial.
 Approver = Callable[[McpToolCall], Awaitable[bool]]
+#: Decides whether a client tool call may run, given the seconds the tool has: ``None``
+#: lets it run, a sentence refuses it (the agent gets it as the tool's error). Still
+#: deciding when the tool's time is up: refused.
+ToolGate = Callable[[ClientToolCall, float], Awaitable[str | None]]
 
 
 @dataclass(slots=True)
@@ -160,11 +165,13 @@ class Conversation:
         audio: AudioPort | None = None,
         approver: Approver | None = None,
         webrtc_room: Callable[[], tuple[Room, Callable[[Room], MediaBridge]]] | None = None,
+        tool_gate: ToolGate | None = None,
     ) -> None:
         """``webrtc_room`` builds the LiveKit room and its media for a WebRTC
         conversation (default: ``livekit.rtc``'s; tests give their own)."""
         self.options = options
         self._webrtc_room = webrtc_room
+        self.tool_gate = tool_gate
         self.tools = tools if tools is not None else ToolRegistry()
         self.approver = approver
         self._audio = audio
@@ -779,11 +786,30 @@ class Conversation:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def _gate(self, call: ClientToolCall) -> str | None:
+        """The tool gate's verdict (``None``: run it). A tool the registry does not know
+        is not asked about: it fails as unknown."""
+        timeout = _tool_timeout(self.tools, call.tool_name)
+        if self.tool_gate is None or timeout <= 0:
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.tool_gate(call, timeout)
+        except TimeoutError:
+            return REFUSED_NO_ANSWER.format(tool=call.tool_name)
+        except Exception:
+            logger.exception("deciding whether %s may run failed", call.tool_name)
+            return REFUSED_NO_ANSWER.format(tool=call.tool_name)
+
     async def _run_tool(self, call: ClientToolCall) -> None:
         params: Mapping[str, Any] = call.parameters
         self._emit(ToolCallStarted(call.tool_call_id, call.tool_name, params))
         started = time.perf_counter()
-        result, is_error, detail = await execute_tool(self.tools, call.tool_name, params)
+        refusal = await self._gate(call)
+        if refusal is not None:
+            result, is_error, detail = f"{TOOL_FAILED_PREFIX}{refusal}", True, None
+        else:
+            result, is_error, detail = await execute_tool(self.tools, call.tool_name, params)
         duration_ms = 1000.0 * (time.perf_counter() - started)
         if self._core.send_tool_result(call.tool_call_id, result, is_error=is_error):
             self._pump()
@@ -792,6 +818,11 @@ class Conversation:
                 call.tool_call_id, call.tool_name, params, result, is_error, duration_ms, detail
             )
         )
+
+
+def _tool_timeout(registry: ToolRegistry, name: str) -> float:
+    tool = registry.get(name)
+    return tool.definition.timeout_s if tool is not None else 0.0
 
 
 def approval_window_s(call: McpToolCall) -> float:

@@ -41,7 +41,7 @@ from voicedesk.handsfree import (
     launcher_loop,
 )
 from voicedesk.launch import Launcher, LaunchPlan
-from voicedesk.protocol.events import FeedbackScore, McpToolCall
+from voicedesk.protocol.events import ClientToolCall, FeedbackScore, McpToolCall
 from voicedesk.protocol.machine import (
     CanSendFeedbackChanged,
     Disconnected,
@@ -74,6 +74,9 @@ class ConversationController(QObject):
     feedbackChanged = Signal(object)  # the latest answer's rating: "like", "dislike" or None
     approvalRequested = Signal(object)  # an McpToolCall awaiting the user's approval
     approvalClosed = Signal(str)  # its tool_call_id: answered, timed out or withdrawn
+    #: A client tool set to Ask: (ClientToolCall, seconds to answer); closed by
+    #: ``approvalClosed`` as the MCP questions are.
+    toolPermissionRequested = Signal(object, float)
     agentTypingChanged = Signal(bool)
     startingChanged = Signal(bool)
     latencyChanged = Signal(int)
@@ -95,6 +98,7 @@ class ConversationController(QObject):
         self._muted = False
         self._volume = 1.0
         self._approvals: dict[str, asyncio.Future[bool]] = {}
+        self._tool_questions: dict[str, asyncio.Future[str]] = {}
         self._hands_free: HandsFreeLoop | None = None
         self._hands_free_task: asyncio.Task[None] | None = None
         self._hands_free_state = LoopState.OFF
@@ -183,9 +187,27 @@ class ConversationController(QObject):
         self._set_starting(True)
         self.runner.run(self._start(), what="start the conversation")
 
-    async def _start(self) -> bool:
+    @property
+    def can_continue(self) -> bool:
+        """The last conversation dropped (the network, not you, the agent or an error
+        it reported): a new one can pick it up, the agent told the earlier turns."""
+        return self.can_start and self._hands_free is None and self.launcher.can_continue
+
+    def continue_conversation(self) -> None:
+        """Start a conversation that continues the one that dropped."""
+        if not self.can_continue:
+            return
+        self._set_starting(True)
+        self.transcript.add_notice(
+            "Continuing the conversation that dropped: the agent is told its recent turns."
+        )
+        self.runner.run(self._start(continuing=True), what="continue the conversation")
+
+    async def _start(self, *, continuing: bool = False) -> bool:
         try:
-            conversation = await self.launcher.new_conversation(approver=self._ask_approval)
+            conversation = await self.launcher.new_conversation(
+                approver=self._ask_approval, tool_asker=self._ask_tool, continuing=continuing
+            )
             self._attach(conversation)
             conversation.set_mic_muted(self._muted)
             conversation.set_volume(self._volume)
@@ -251,6 +273,27 @@ class ConversationController(QObject):
             return False
         answer.set_result(approved)
         return True
+
+    def answer_tool(self, tool_call_id: str, choice: str) -> bool:
+        """The user's answer about a client tool set to Ask: "once", "always" or "deny";
+        ``False`` when the question no longer waits."""
+        answer = self._tool_questions.get(tool_call_id)
+        if answer is None or answer.done():
+            return False
+        answer.set_result(choice)
+        return True
+
+    async def _ask_tool(self, call: ClientToolCall, seconds: float) -> str:
+        """The launcher's tool asker: ask the window, wait for the answer (the
+        conversation gives up when the tool's time is up, and that is a refusal)."""
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._tool_questions[call.tool_call_id] = answer
+        self.toolPermissionRequested.emit(call, seconds)
+        try:
+            return await answer
+        finally:
+            self._tool_questions.pop(call.tool_call_id, None)
+            self.approvalClosed.emit(call.tool_call_id)
 
     async def _ask_approval(self, call: McpToolCall) -> bool:
         """The conversation's approver: ask the window, wait for the answer."""
@@ -322,7 +365,10 @@ class ConversationController(QObject):
                 return
             try:
                 loop = launcher_loop(
-                    self.launcher, approver=self._ask_approval, on_event=self._on_loop_event
+                    self.launcher,
+                    approver=self._ask_approval,
+                    tool_asker=self._ask_tool,
+                    on_event=self._on_loop_event,
                 )
             except HandsFreeUnavailable as exc:
                 self.errorRaised.emit(str(exc))

@@ -160,6 +160,7 @@ class SettingsDialog(QDialog):
 
         self.hotword_page = self._build_hotword_page(form, hotwords, hotword_page)
         self.tabs.addTab(self.hotword_page, "Hotword")
+        self.tabs.addTab(self._build_tools_page(form), "Tools")
 
         self.error = QLabel()
         self.error.setObjectName("settingsError")
@@ -257,6 +258,33 @@ class SettingsDialog(QDialog):
             combo.setCurrentIndex(at)
         return combo
 
+    def _build_tools_page(self, form: SettingsForm) -> QWidget:
+        """Per tool, for the agent of this form: Allow, Ask or Never."""
+        page = QWidget()
+        page.setObjectName("toolsPage")
+        layout = QVBoxLayout(page)
+        about = QLabel(
+            "Whether the agent may run each tool on this computer. Allow: at its word, as "
+            "in the tutorial. Ask: a question first, answered within the tool's time "
+            "(the agent's response timeout must leave room for it). Never: refused."
+        )
+        about.setWordWrap(True)
+        layout.addWidget(about)
+        grid = QFormLayout()
+        layout.addLayout(grid)
+        self.tool_permissions: dict[str, QComboBox] = {}
+        for tool, permission in form.tool_permissions.items():
+            combo = QComboBox()
+            combo.setObjectName(f"permission_{tool}")
+            combo.setAccessibleName(f"Permission for {tool}")
+            for label, value in (("Allow", "allow"), ("Ask", "ask"), ("Never", "never")):
+                combo.addItem(label, value)
+            combo.setCurrentIndex(max(0, combo.findData(permission)))
+            self.tool_permissions[tool] = combo
+            grid.addRow(tool, combo)
+        layout.addStretch(1)
+        return page
+
     def form(self) -> SettingsForm:
         key = self.api_key.text()
         api_key: str | None = key if key else None
@@ -282,6 +310,7 @@ class SettingsDialog(QDialog):
             livekit_url=self.livekit_url.text(),
             history=self.history.isChecked(),
             history_days=self.history_days.value(),
+            tool_permissions={t: str(c.currentData()) for t, c in self.tool_permissions.items()},
         )
 
     def show_error(self, sentence: str) -> None:

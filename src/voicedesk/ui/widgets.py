@@ -286,7 +286,7 @@ class ApprovalCard(QFrame):
         self.parameters.setWordWrap(True)
         self.parameters.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.parameters)
-        row = QHBoxLayout()
+        row = self.button_row = QHBoxLayout()
         self.approve_button = QPushButton("Approve", self)
         self.approve_button.setObjectName("approveButton")
         self.approve_button.setAccessibleName("approveButton")
@@ -336,3 +336,49 @@ class ApprovalCard(QFrame):
     def stop(self) -> None:
         """The question is closed: stop the countdown (before the card is deleted)."""
         self._timer.stop()
+
+
+class ToolPermissionCard(ApprovalCard):
+    """A client tool set to Ask: Allow once / Always / Deny, and the seconds left (the
+    tool's own timeout; no answer is a refusal). ``chosen(tool_call_id, choice)``:
+    "once", "always" or "deny"."""
+
+    chosen = Signal(str, str)
+
+    def __init__(
+        self,
+        tool_call_id: str,
+        question: str,
+        parameters: list[tuple[str, str]],
+        seconds: float,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(tool_call_id, question, parameters, seconds, parent)
+        self.setObjectName("toolPermissionCard")
+        self.setStyleSheet(self.styleSheet().replace("#mcpApprovalCard", "#toolPermissionCard"))
+        self.setAccessibleName("Permission needed")
+        self.approve_button.setText("Allow once")
+        self.approve_button.setAccessibleDescription("Let the agent run this tool this time")
+        self.always_button = QPushButton("Always", self)
+        self.always_button.setObjectName("alwaysAllowButton")
+        self.always_button.setAccessibleName("alwaysAllowButton")
+        self.always_button.setAccessibleDescription(
+            "Let the agent run this tool now and from now on, without asking"
+        )
+        self.button_row.insertWidget(1, self.always_button)
+        self.always_button.clicked.connect(self._always)
+        self.answered.connect(
+            lambda call_id, yes: self.chosen.emit(call_id, "once" if yes else "deny")
+        )
+
+    def _tick(self) -> None:
+        super()._tick()
+        if not self.seconds_left and hasattr(self, "always_button"):
+            self.always_button.setEnabled(False)
+
+    def _always(self) -> None:
+        self._timer.stop()
+        for button in (self.approve_button, self.deny_button, self.always_button):
+            button.setEnabled(False)
+        self.countdown.setText("Allowed from now on: running…")
+        self.chosen.emit(self.tool_call_id, "always")

@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from voicedesk.handsfree import LoopState
-from voicedesk.protocol.events import McpToolCall
+from voicedesk.protocol.events import ClientToolCall, McpToolCall
 from voicedesk.session.transcript import approval_time_s, approval_title, parameter_rows
 from voicedesk.ui.controller import ConversationController
 from voicedesk.ui.transcript_view import TranscriptView
@@ -53,6 +53,7 @@ from voicedesk.ui.widgets import (
     MessageInput,
     SpeakingIndicator,
     StatusDot,
+    ToolPermissionCard,
 )
 
 SHORTCUTS = {
@@ -272,10 +273,20 @@ class MainWindow(QMainWindow):
         _name(self.start_button, "startButton", f"Start a conversation ({SHORTCUTS['start']})")
         self.end_button = QPushButton("End conversation")
         _name(self.end_button, "endButton", f"End the conversation ({SHORTCUTS['end']})")
+        self.continue_button = QPushButton("Continue the conversation")
+        _name(
+            self.continue_button,
+            "continueButton",
+            "The connection dropped: start again where it stopped (the agent is told the "
+            "recent turns)",
+        )
+        self.continue_button.clicked.connect(self.controller.continue_conversation)
+        self.continue_button.hide()
         self.start_button.clicked.connect(self.controller.start)
         self.end_button.clicked.connect(self.controller.end)
         self.start_button.setStyleSheet(_button_style("#10B981"))
         self.end_button.setStyleSheet(_button_style("#EF4444"))
+        controls.addWidget(self.continue_button)
         controls.addWidget(self.start_button)
         controls.addWidget(self.end_button)
         layout.addLayout(controls)
@@ -381,6 +392,7 @@ class MainWindow(QMainWindow):
         c.feedbackChanged.connect(lambda _: self._refresh_feedback())
         c.agentTypingChanged.connect(lambda _: self._refresh_typing())
         c.approvalRequested.connect(self._on_approval_requested)
+        c.toolPermissionRequested.connect(self._on_tool_permission_requested)
         c.approvalClosed.connect(self._on_approval_closed)
         c.latencyChanged.connect(self._on_latency)
         c.levelsChanged.connect(self._on_levels)
@@ -452,6 +464,21 @@ class MainWindow(QMainWindow):
         self._approval_layout.addWidget(card)
         self.approval_area.show()
 
+    def _on_tool_permission_requested(self, call: ClientToolCall, seconds: float) -> None:
+        if call.tool_call_id in self.approval_cards:
+            return
+        card = ToolPermissionCard(
+            call.tool_call_id,
+            f"The agent wants to run {call.tool_name} on this computer. Allow it?",
+            parameter_rows(call.parameters),
+            seconds,
+            self.approval_area,
+        )
+        card.chosen.connect(self.controller.answer_tool)
+        self.approval_cards[call.tool_call_id] = card
+        self._approval_layout.addWidget(card)
+        self.approval_area.show()
+
     def _on_approval_closed(self, tool_call_id: str) -> None:
         card = self.approval_cards.pop(tool_call_id, None)
         if card is None:
@@ -518,6 +545,7 @@ class MainWindow(QMainWindow):
         self.status_label.setAccessibleDescription(f"Conversation status: {status}")
         self.start_button.setEnabled(c.can_start)
         self.start_button.setText("Starting…" if c.is_starting else "Start conversation")
+        self.continue_button.setVisible(c.can_continue)
         self.end_button.setEnabled(c.can_end)
         if status == "disconnected":
             self.latency_label.setText("")

@@ -122,8 +122,6 @@ class AudibleGate:
 class LiveKitTransport:
     """A conversation's messages and audio through one LiveKit room."""
 
-    carries_audio = True
-
     def __init__(
         self,
         url: str,

@@ -190,7 +190,7 @@ async def test_kill_9_mid_call_loses_nothing_already_said(agent: LocalAgentServe
 
 
 async def test_the_console_continues_a_dropped_conversation(agent: LocalAgentServer) -> None:
-    console = await open_console(agent, "--text-only")
+    console = await open_console(agent, "--text-only", "--reconnect-tries", "0")
     try:
         await console.wait_for("Agent: Hi there")
         await console.send("my name is Ada")

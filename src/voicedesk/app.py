@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,6 +111,12 @@ def _common_options() -> argparse.ArgumentParser:
         "--livekit-url",
         metavar="URL",
         help="with --transport webrtc: a LiveKit server (wss://) instead of the region's",
+    )
+    g.add_argument(
+        "--reconnect-tries",
+        metavar="N",
+        help="after the network drops a conversation, try N times to continue it (1 s, 2 s, "
+        "4 s, ... apart; 0: ask instead; default 5, also in settings.json)",
     )
     g.add_argument(
         "--no-history",
@@ -270,6 +276,7 @@ async def run_console(plan: LaunchPlan) -> int:
     from voicedesk.console import TALK_KEY, ConsoleClient, Continuer
     from voicedesk.handsfree import HandsFreeUnavailable, PushToTalk, launcher_loop
     from voicedesk.session import Conversation
+    from voicedesk.session.backoff import backoff_delays
 
     if plan.demo_reason:
         print(plan.demo_reason)
@@ -310,7 +317,11 @@ async def run_console(plan: LaunchPlan) -> int:
                 approver=approve, tool_asker=ask_tool, continuing=True
             )
 
-        return await console.run(Continuer(lambda: launcher.can_continue, follow))
+        def retry_delays() -> Iterable[float]:
+            return backoff_delays(tries=plan.reconnect_tries)
+
+        retry = retry_delays if plan.reconnect_tries else None
+        return await console.run(Continuer(lambda: launcher.can_continue, follow, retry))
     finally:
         await launcher.close()
 

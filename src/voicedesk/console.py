@@ -30,7 +30,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -46,6 +46,7 @@ from voicedesk.handsfree import (
     PushToTalk,
     StateChanged,
 )
+from voicedesk.launch import reconnect
 from voicedesk.protocol.events import (
     AgentReasoningResponsePart,
     AgentResponse,
@@ -133,6 +134,8 @@ class Continuer:
 
     available: Callable[[], bool]
     follow: Callable[[], Awaitable[Conversation]]
+    #: The waits of the automatic tries after a drop (none: the user is asked at once).
+    retry_delays: Callable[[], Iterable[float]] | None = None
 
 
 def _answer_word(text: str) -> str | None:
@@ -349,8 +352,9 @@ class ConsoleClient:
             # instead of being echoed raw by the terminal.
             self._start_input(loop)
             self._say_talk_state()
+            started = False
             while True:
-                if not await conversation.start():
+                if not started and not await conversation.start():
                     return 1
                 ended = asyncio.ensure_future(conversation.wait_disconnected())
                 consumer = asyncio.ensure_future(self._consume_lines())
@@ -364,17 +368,27 @@ class ConsoleClient:
                 following = await self._offer_continue(continuer)
                 if following is None:
                     break
-                conversation = following
+                conversation, started = following
         finally:
             self._stop_input()
             self._remove_signal_handlers(loop)
             self._detach()
         return 1 if details is None or details.is_error else 0
 
-    async def _offer_continue(self, continuer: Continuer | None) -> Conversation | None:
-        """After a drop: ask, and on ``/continue`` the conversation that picks it up."""
+    async def _offer_continue(
+        self, continuer: Continuer | None
+    ) -> tuple[Conversation, bool] | None:
+        """After a drop: the conversation that picks it up, and whether it is already
+        connected (the automatic tries connected it), or ``None`` to stop. Tries
+        automatically first when ``continuer`` says so, then asks (``/continue``)."""
         if continuer is None or self._quit.is_set() or not continuer.available():
             return None
+        if continuer.retry_delays is not None and not self._continue_requested:
+            connected = await self._retry(continuer, continuer.retry_delays())
+            if connected is not None:
+                return connected, True
+            if self._quit.is_set() or not continuer.available():
+                return None
         requested, self._continue_requested = self._continue_requested, False
         if not requested:
             self.say(
@@ -392,6 +406,47 @@ class ConsoleClient:
         conversation = await continuer.follow()
         self._attach(conversation)
         self.say("Continuing…")
+        return conversation, False
+
+    async def _retry(self, continuer: Continuer, delays: Iterable[float]) -> Conversation | None:
+        """The automatic tries: the connected conversation, or ``None`` when they gave up
+        or the user stopped them (Enter stops them, /quit quits)."""
+        delays = list(delays)
+
+        def on_wait(attempt: int, seconds: float) -> None:
+            self.say(
+                f"The connection dropped. Trying to continue in {seconds:.0f} s (try "
+                f"{attempt} of {len(delays)}; press Enter to stop trying, /quit to quit)…"
+            )
+
+        async def follow() -> Conversation:
+            conversation = await continuer.follow()
+            self._attach(conversation)
+            return conversation
+
+        tries = asyncio.ensure_future(reconnect(follow, delays, on_wait=on_wait))
+        typed = asyncio.ensure_future(self._lines.get())
+        quit_requested = asyncio.ensure_future(self._quit.wait())
+        try:
+            await asyncio.wait({tries, typed, quit_requested}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            quit_requested.cancel()
+            typed.cancel()
+        if not tries.done():
+            tries.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tries
+            line = typed.result() if typed.done() and not typed.cancelled() else None
+            if line is None or line.strip().lower() in ("/quit", "/end"):
+                self._quit.set()
+            else:
+                self.say("Stopped trying.")
+            return None
+        if typed.done() and not typed.cancelled() and (line := typed.result()) is not None:
+            self._lines.put_nowait(line)  # typed as the last try connected: not lost
+        conversation = tries.result()
+        if conversation is None:
+            self.say("Could not continue the conversation automatically.")
         return conversation
 
     async def run_hands_free(self, hands_free: HandsFreeLoop) -> int:

@@ -212,10 +212,13 @@ class Recollection:
     """A conversation's listener that remembers its words (in memory, whether or not the
     history is kept), to continue it after a drop."""
 
-    def __init__(self, keep: int = 40) -> None:
-        self.turns: deque[tuple[str, str]] = deque(maxlen=keep)  # (who, text)
+    def __init__(self, keep: int = 40, *, earlier: Recollection | None = None) -> None:
+        """``earlier``: the dropped conversation this one continues; its turns come first,
+        so a thread that drops twice is told whole (within the size bound)."""
+        self.turns: deque[tuple[str, str]] = deque(earlier.turns if earlier else (), maxlen=keep)
         self.conversation_id: str | None = None
         self.details: DisconnectDetails | None = None
+        self._earlier_id = earlier.thread_id if earlier else None
 
     def __call__(self, event: SessionEvent) -> None:
         record = _record_of(event)
@@ -236,18 +239,23 @@ class Recollection:
         """It was connected and then lost by the network: not ended by the user, the
         agent, or an error the agent reported."""
         d = self.details
-        return (
-            d is not None
-            and self.conversation_id is not None
-            and d.reason is DisconnectReason.ERROR
-            and d.close_code in (None, ABNORMAL_CLOSURE)
-            and d.error_type is None
-        )
+        if d is None or d.reason is not DisconnectReason.ERROR or d.error_type is not None:
+            return False
+        if self.conversation_id is not None:
+            return d.close_code in (None, ABNORMAL_CLOSURE)
+        # Continuing a dropped one, it could not connect yet for a reason that may pass:
+        # the thread can still be picked up.
+        return self._earlier_id is not None and d.transient
+
+    @property
+    def thread_id(self) -> str | None:
+        """This conversation's id, or while it never connected, the one it continues."""
+        return self.conversation_id or self._earlier_id
 
     def context(self, max_chars: int = CONTINUATION_MAX_CHARS) -> str:
         """The earlier turns as one contextual update, the most recent ones kept."""
         head = (
-            f"Earlier in this conversation (conversation {self.conversation_id}, cut off by "
+            f"Earlier in this conversation (conversation {self.thread_id}, cut off by "
             "a network failure and now continued), the user and you said:"
         )
         lines: list[str] = []

@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -189,6 +189,9 @@ class LaunchPlan:
     #: Write each conversation to the history (``--no-history`` or the setting: not).
     history: bool = True
     history_days: int = 0
+    #: After a drop by the network, this many automatic tries to continue (0: none,
+    #: the user is offered Continue instead).
+    reconnect_tries: int = 0
 
 
 def resolve(
@@ -267,7 +270,57 @@ def resolve(
         talk_key=settings.talk_key.strip() or DEFAULT_TALK_KEY,
         history=settings.history and not _opt(args, "no_history", False),
         history_days=max(0, int(settings.history_days or 0)),
+        reconnect_tries=parse_tries(_opt(args, "reconnect_tries"), settings.reconnect_tries),
     )
+
+
+def parse_tries(value: object, default: int) -> int:
+    """``--reconnect-tries N``: 0 to 10 (the setting when not given)."""
+    if value is None:
+        return max(0, min(MAX_RECONNECT_TRIES, int(default or 0)))
+    try:
+        tries = int(str(value))
+    except ValueError:
+        tries = -1
+    if not 0 <= tries <= MAX_RECONNECT_TRIES:
+        raise ValueError(
+            f"--reconnect-tries needs a whole number from 0 to {MAX_RECONNECT_TRIES}, "
+            f"not {value!r}."
+        )
+    return tries
+
+
+#: At most this many automatic tries after a drop (1 s, 2 s, 4 s, ... capped at 30 s).
+MAX_RECONNECT_TRIES = 10
+
+
+async def reconnect(
+    follow: Callable[[], Awaitable[Conversation]],
+    delays: Iterable[float],
+    *,
+    on_wait: Callable[[int, float], None],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Conversation | None:
+    """After a drop: wait the next delay, start a conversation that continues the
+    dropped one (``follow``), and try again after each failure that may pass by itself
+    (the network, a timeout, the service busy). The connected conversation, or
+    ``None`` when the tries are used up or a failure will not pass (a refused key, say).
+    ``on_wait(try, seconds)`` comes before each wait. Cancel the task to stop: a
+    conversation still connecting is ended."""
+    for attempt, delay in enumerate(delays, 1):
+        on_wait(attempt, delay)
+        await sleep(delay)
+        conversation = await follow()
+        try:
+            if await conversation.start():
+                return conversation
+        except asyncio.CancelledError:
+            await asyncio.shield(conversation.end())
+            raise
+        details = conversation.last_disconnect
+        if details is None or not details.transient:
+            return None
+    return None
 
 
 def parse_transport(value: object) -> str:
@@ -464,7 +517,7 @@ class Launcher:
         earlier = self._recollection if continuing and self.can_continue else None
         if earlier is not None:
             self._send_when_connected(conversation, earlier.context())
-        self._recollection = Recollection()
+        self._recollection = Recollection(earlier=earlier)
         conversation.add_listener(self._recollection)
         return conversation
 

@@ -298,7 +298,9 @@ async def test_a_refused_connection() -> None:
     await server.stop()  # nothing listens there now
     conv, rec = make(url)
     assert not await conv.start()
-    assert "refused the connection" in rec.disconnect().details.message
+    details = rec.disconnect().details
+    assert "refused the connection" in details.message
+    assert details.transient  # worth another try: the server may come back
 
 
 async def test_dns_failure() -> None:
@@ -351,14 +353,22 @@ async def test_rest_errors_from_the_signed_url_call(status: int, body: bytes, wo
 
 
 @pytest.mark.parametrize(
-    ("status", "words"), [(500, "HTTP 500"), (403, "needs authentication"), (404, "not found")]
+    ("status", "words", "transient"),
+    [
+        (500, "HTTP 500", True),
+        (429, "HTTP 429", True),
+        (403, "needs authentication", False),
+        (404, "not found", False),
+    ],
 )
-async def test_http_errors_instead_of_a_websocket(status: int, words: str) -> None:
+async def test_http_errors_instead_of_a_websocket(status: int, words: str, transient: bool) -> None:
     server, url = await _http_server(status, b"{}")
     try:
         conv, rec = make(url)
         assert not await conv.start()
-        assert words in rec.disconnect().details.message
+        details = rec.disconnect().details
+        assert words in details.message
+        assert details.transient is transient  # a busy service may recover, a refusal won't
     finally:
         server.close()
 
@@ -373,6 +383,7 @@ async def test_a_server_that_never_answers_the_handshake() -> None:
         conv, rec = make(f"http://127.0.0.1:{port}", connect_timeout_s=0.3)
         assert not await conv.start()
         assert "did not answer within 0.3 s" in rec.disconnect().details.message
+        assert rec.disconnect().details.transient
     finally:
         server.close()
 

@@ -33,6 +33,9 @@ class DisconnectDetails:
     close_code: int | None = None
     close_reason: str | None = None
     error_type: str | None = None
+    #: Starting failed in a way that may pass by itself (the network, a timeout, the
+    #: service busy): worth another try, unlike a refused key or an unknown agent.
+    transient: bool = False
 
     @property
     def is_error(self) -> bool:

@@ -334,11 +334,12 @@ class ConversationCore:
             return DisconnectDetails(error.reason, error.message, code, reason, error.error_type)
         return details_for_server_close(code, reason)
 
-    def start_failed(self, message: str) -> None:
-        """Starting failed before a conversation existed (auth, DNS, refused, timeout)."""
+    def start_failed(self, message: str, *, transient: bool = False) -> None:
+        """Starting failed before a conversation existed (auth, DNS, refused, timeout);
+        ``transient``: it may pass by itself (see :attr:`DisconnectDetails.transient`)."""
         if self._status is Status.DISCONNECTED:
             return
-        self._finish(DisconnectDetails(DisconnectReason.ERROR, message))
+        self._finish(DisconnectDetails(DisconnectReason.ERROR, message, transient=transient))
 
     def fail(self, message: str, error_type: str | None = None) -> None:
         """The client itself must end the conversation with an error (e.g. audio died)."""

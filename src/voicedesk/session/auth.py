@@ -12,12 +12,13 @@ from typing import Any
 
 from voicedesk.protocol.errors import api_error_sentence
 from voicedesk.session.endpoints import http_base, token_url
+from voicedesk.session.transport import StartFailure
 
 logger = logging.getLogger(__name__)
 
 
-class AuthError(Exception):
-    """Getting a signed URL failed; the message is a sentence for the user."""
+class AuthError(StartFailure):
+    """Getting a signed URL or a token failed; the message is a sentence for the user."""
 
 
 def _error_code(body: Any) -> str | None:
@@ -32,6 +33,11 @@ def _error_code(body: Any) -> str | None:
     return None
 
 
+def _busy(status: int | None) -> bool:
+    """An answer that may change by itself: too many requests, or the service failing."""
+    return status is not None and (status == 429 or status >= 500)
+
+
 @contextlib.contextmanager
 def _reaching(server_url: str, timeout_s: float, what: str) -> Iterator[None]:
     """A request to the REST API: a timeout or a network failure is a sentence."""
@@ -41,13 +47,15 @@ def _reaching(server_url: str, timeout_s: float, what: str) -> Iterator[None]:
         yield
     except httpx.TimeoutException:
         raise AuthError(
-            f"ElevenLabs did not answer within {timeout_s:g} s. Check your network and try again."
+            f"ElevenLabs did not answer within {timeout_s:g} s. Check your network and try again.",
+            transient=True,
         ) from None
     except httpx.HTTPError as exc:
         logger.warning("%s request failed: %s", what, type(exc).__name__)
         raise AuthError(
             f"Could not reach {http_base(server_url)}. Check your network connection and the "
-            "server URL."
+            "server URL.",
+            transient=True,
         ) from None
 
 
@@ -75,7 +83,9 @@ def fetch_signed_url_blocking(
         except ApiError as exc:
             code = _error_code(exc.body)
             logger.warning("signed URL request failed: HTTP %s (%s)", exc.status_code, code)
-            raise AuthError(api_error_sentence(code, exc.status_code)) from None
+            raise AuthError(
+                api_error_sentence(code, exc.status_code), transient=_busy(exc.status_code)
+            ) from None
     signed_url = getattr(response, "signed_url", None)
     if not isinstance(signed_url, str) or not signed_url:
         raise AuthError("ElevenLabs answered without a signed URL. Try again in a moment.")
@@ -127,7 +137,7 @@ def fetch_conversation_token_blocking(
                 "The agent needs authentication: give the API key of its account (--api-key "
                 "or Settings)."
             )
-        raise AuthError(api_error_sentence(code, status))
+        raise AuthError(api_error_sentence(code, status), transient=_busy(status))
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
         raise AuthError("ElevenLabs answered without a conversation token. Try again in a moment.")

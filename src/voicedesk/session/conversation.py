@@ -73,6 +73,7 @@ from voicedesk.session.events import (
 from voicedesk.session.livekit import AUDIO_FORMAT as WEBRTC_AUDIO_FORMAT
 from voicedesk.session.livekit import LiveKitTransport, MediaBridge, Room
 from voicedesk.session.transport import (
+    StartFailure,
     Transport,
     TransportClosed,
     TransportError,
@@ -285,7 +286,9 @@ class Conversation:
             await transport.open()
             self._transport = transport
         except (EndpointError, AuthError, TransportError) as exc:
-            self._core.start_failed(str(exc))
+            self._core.start_failed(
+                str(exc), transient=isinstance(exc, StartFailure) and exc.transient
+            )
             self._pump()
             return False
         if self._end_requested():  # end() while connecting

@@ -165,14 +165,16 @@ class LiveKitTransport:
             await self._disconnect_quietly()
             raise TransportError(
                 f"The WebRTC server did not answer within {self._connect_timeout_s:g} s. Check "
-                "your network, or talk over the websocket (--transport websocket)."
+                "your network, or talk over the websocket (--transport websocket).",
+                transient=True,
             ) from None
         except Exception as exc:  # livekit.rtc.ConnectError, or the room's own failure
             logger.warning("WebRTC connect failed: %s", type(exc).__name__)
             await self._disconnect_quietly()
             raise TransportError(
                 "Could not join the conversation's WebRTC room. Check your network, or talk "
-                "over the websocket (--transport websocket)."
+                "over the websocket (--transport websocket).",
+                transient=True,
             ) from None
         self._open = True
         if self._with_microphone:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import AsyncGenerator
 from typing import Protocol
 
@@ -21,7 +22,17 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 logger = logging.getLogger(__name__)
 
 
-class TransportError(Exception):
+class StartFailure(Exception):
+    """A conversation could not start; ``str()`` is the sentence for the user.
+    ``transient``: it may pass by itself (network, timeout, service busy), so another
+    try later makes sense; a refused key or an unknown agent does not."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class TransportError(StartFailure):
     """A connection could not be opened; ``str()`` is the sentence for the user."""
 
 
@@ -106,28 +117,35 @@ class WebSocketTransport:
                 raise TransportError("The agent was not found. Check the agent ID.") from None
             raise TransportError(
                 f"The agent service answered with HTTP {status} instead of a conversation. "
-                "Try again in a moment."
+                "Try again in a moment.",
+                transient=status == 429 or status >= 500,
             ) from None
         except TimeoutError:
             raise TransportError(
                 f"The agent service did not answer within {self._connect_timeout_s:g} s. "
-                "Check your network and try again."
+                "Check your network and try again.",
+                transient=True,
             ) from None
         except socket.gaierror:
             raise TransportError(
                 "The agent service's address could not be looked up. Check your network "
-                "connection and the server URL."
+                "connection and the server URL.",
+                transient=True,
             ) from None
         except ConnectionRefusedError:
             raise TransportError(
                 "The agent service refused the connection. Is the server URL right, and is the "
-                "server running?"
+                "server running?",
+                transient=True,
             ) from None
         except (OSError, InvalidHandshake, InvalidURI) as exc:
             logger.warning("websocket connect failed: %s", type(exc).__name__)
+            # A network error may pass; a bad certificate, handshake or URL will not.
+            network = isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError)
             raise TransportError(
                 "Could not connect to the agent service. Check your network connection and the "
-                "server URL."
+                "server URL.",
+                transient=network,
             ) from None
 
     async def send(self, message: str) -> None:

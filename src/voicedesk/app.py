@@ -362,7 +362,7 @@ async def run_localagent(args: argparse.Namespace) -> int:
         user_input_audio_format=str(args.input_format),
         voice=VoiceKind(args.voice),
         api_key=args.require_key,
-        record_audio=False,  # a long-running server: no record of every call's audio
+        record=False,  # a long-running server: no record of every call's audio
     )
     server = LocalAgentServer(config, host=str(args.host), port=int(args.port))
     try:

@@ -597,7 +597,7 @@ class Launcher:
         if self._server is None:
             from voicedesk.localagent import AgentConfig, LocalAgentServer
 
-            config = self._demo_config or AgentConfig(record_audio=False)
+            config = self._demo_config or AgentConfig(record=False)
             server = LocalAgentServer(config, port=0)
             await server.start()
             self._server = server

@@ -319,7 +319,7 @@ async def test_user_speech_interrupts_the_agent_and_gets_a_turn() -> None:
 async def test_the_apps_demo_agent_keeps_no_record_of_the_users_audio() -> None:
     """The recording for tests would grow ~32 kB a second of a call (10 minutes: 19 MB);
     unrecorded, the agent still hears the user (a turn) and keeps nothing of the audio."""
-    async with running(voice=VoiceKind.SINE, end_of_turn_ms=300, record_audio=False) as server:
+    async with running(voice=VoiceKind.SINE, end_of_turn_ms=300, record=False) as server:
         ws = await open_conversation(server)
         await recv_json(ws)  # metadata
         await speak(ws, loud=4, quiet=8)
@@ -331,6 +331,27 @@ async def test_the_apps_demo_agent_keeps_no_record_of_the_users_audio() -> None:
         assert len(session.audio_in) == 0
         assert session.audio_arrivals == []
         assert session.sent_audio_event_ids == []
+        await ws.close()
+
+
+async def test_a_long_unrecorded_call_keeps_only_the_latest_messages_and_pongs() -> None:
+    """A call of hours (user activity every few seconds, a ping each 2 s) must not grow the
+    demo agent: without a record it keeps the latest 200 messages and 50 pongs."""
+    async with running(speak_first_message=False, ping_interval_s=0.01, record=False) as server:
+        ws = await open_conversation(server)
+        await recv_json(ws)  # metadata
+        for n in range(300):
+            await ws.send(json.dumps({"type": "user_activity"}))
+            if n % 3 == 0:
+                ping = await recv_until(ws, "ping")
+                event_id = ping[0]["ping_event"]["event_id"]
+                await ws.send(json.dumps({"type": "pong", "event_id": event_id}))
+        session = server.sessions[0]
+        await session.wait_for(lambda s: s.user_activity_count == 300)
+        assert len(session.received) == 200
+        assert session.received[-1]["type"] == "user_activity"
+        assert 0 < len(session.pongs) <= 50
+        assert max(session.pongs) > 50  # the latest ones are the ones kept
         await ws.close()
 
 

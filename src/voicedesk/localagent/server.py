@@ -30,6 +30,7 @@ import logging
 import math
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,6 +75,9 @@ TOKEN_PATH = "/v1/convai/conversation/token"
 #: which the issue (item 8) says a real agent sends by default when the user
 #: interrupts it. ``convai-protocol.md`` ("Which events a real agent sends",
 #: corrected) lists it among the opt-in events; we follow the issue.
+#: Without a full record (:attr:`AgentConfig.record`), the pongs kept per call.
+_KEPT_UNRECORDED = 50
+
 DEFAULT_EVENTS: tuple[str, ...] = (*catalog.DEFAULT_CLIENT_EVENTS, "agent_response_correction")
 
 #: Sent whenever they happen, whatever ``client_events`` says: the calls of the client's
@@ -120,10 +124,11 @@ class AgentConfig:
     client_events: tuple[str, ...] | None = None
     approval_timeout_s: float = 30.0
     tool_latency_s: float = 0.2
-    #: Keep every byte of the user's audio, when it came, and the ids of the audio sent
-    #: (tests and benchmarks read them). ~32 kB a second of a call at 16 kHz: the demo
-    #: agent of the app and ``voicedesk localagent`` keep none.
-    record_audio: bool = True
+    #: Keep a full record of each call: every byte of the user's audio and when it came,
+    #: the ids of the audio sent, every message and pong (tests and benchmarks read
+    #: them). ~32 kB a second of a call at 16 kHz: the demo agent of the app and
+    #: ``voicedesk localagent`` keep no audio and only the latest messages and pongs.
+    record: bool = True
 
     def __post_init__(self) -> None:
         if self.client_events is not None:
@@ -197,7 +202,7 @@ class AgentSession:
         self.output_format: AudioFormat = parse_audio_format(self.config.agent_output_audio_format)
         self.input_format: AudioFormat = parse_audio_format(self.config.user_input_audio_format)
         # What the client sent, in order (audio chunks are summed up, not listed).
-        self.received: list[dict[str, Any]] = []
+        self.received: deque[dict[str, Any]] = deque(maxlen=None if self.config.record else 200)
         self.user_messages: list[str] = []
         self.contextual_updates: list[str] = []
         self.contexts: dict[str, str] = {}  # context_id -> its latest text
@@ -605,6 +610,8 @@ class AgentSession:
         if sent is not None:
             self._last_rtt_ms = round(1000 * (time.monotonic() - sent))
             self.pongs[event_id] = self._last_rtt_ms  # type: ignore[index]
+            if not self.config.record and len(self.pongs) > _KEPT_UNRECORDED:
+                del self.pongs[next(iter(self.pongs))]  # the oldest
 
     async def _on_tool_result(self, msg: dict[str, Any]) -> None:
         result = msg.get("result")
@@ -697,7 +704,7 @@ class AgentSession:
             await self._reject("user_audio_chunk")
             return
         self.audio_chunks += 1
-        if self.config.record_audio:
+        if self.config.record:
             self.audio_in.extend(raw)
             self.audio_arrivals.append((time.monotonic(), len(self.audio_in)))
         self._notify()
@@ -1021,7 +1028,7 @@ class AgentSession:
         for offset in range(0, len(data), chunk):
             piece = data[offset : offset + chunk]
             if sends_audio:
-                if self.config.record_audio:
+                if self.config.record:
                     self.sent_audio_event_ids.append(event_id)
                 self.first_audio_sent_at.setdefault(event_id, time.monotonic())
             await self._emit(

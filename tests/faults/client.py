@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from tests.conftest import scaled
-from tests.faults.matrix import FaultCase
+from tests.faults.matrix import FAKE_API_KEY, FAKE_SIGNATURE, SECRETS_USED, FaultCase
 from voicedesk.app import build_parser, build_tools
 from voicedesk.config import load_settings
 from voicedesk.console import ConsoleClient
 from voicedesk.history import list_entries
 from voicedesk.launch import Launcher, resolve
+from voicedesk.localagent import AgentConfig, LocalAgentServer
 from voicedesk.session import Conversation
 from voicedesk.tools import ToolRegistry
 
@@ -116,6 +117,15 @@ async def console_call(
         await launcher.close()
         typed_in.close()
         case.keep("console.txt", out.getvalue())
+
+
+@contextlib.asynccontextmanager
+async def private_agent() -> AsyncIterator[LocalAgentServer]:
+    """A local agent that takes only the matrix's signed URL."""
+    async with LocalAgentServer(AgentConfig(api_key=FAKE_API_KEY, ping_interval_s=None)) as agent:
+        agent.signatures.add(FAKE_SIGNATURE)
+        yield agent
+    SECRETS_USED.update(agent.signatures)
 
 
 def history_records(case: FaultCase) -> list[dict[str, Any]]:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.faults.client import assert_history_kept, console_call
-from tests.faults.matrix import FAKE_API_KEY, FAKE_SIGNATURE, SECRETS_USED, FaultCase
-from voicedesk.localagent import AgentConfig, LocalAgentServer
+from tests.faults.client import assert_history_kept, console_call, private_agent
+from tests.faults.matrix import FAKE_API_KEY, FAKE_SIGNATURE, FaultCase
+from voicedesk.localagent import LocalAgentServer
 from voicedesk.session.endpoints import SIGNED_URL_PATH
 
 
@@ -134,15 +134,6 @@ async def test_the_signed_url_request_fails(fault: FaultCase, answer: Answer, sa
         (SIGNED_URL_PATH, FAKE_API_KEY)  # asked once, with the key: no hidden retries
     ]
     assert_history_kept(fault, ended=said, connected=False)
-
-
-@contextlib.asynccontextmanager
-async def private_agent() -> AsyncIterator[LocalAgentServer]:
-    """A local agent that takes only the matrix's signed URL."""
-    async with LocalAgentServer(AgentConfig(api_key=FAKE_API_KEY, ping_interval_s=None)) as agent:
-        agent.signatures.add(FAKE_SIGNATURE)
-        yield agent
-    SECRETS_USED.update(agent.signatures)
 
 
 def _signed_url(agent: LocalAgentServer) -> str:

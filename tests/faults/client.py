@@ -147,12 +147,14 @@ def assert_history_kept(
     record) and, when given, how it ended."""
     records = history_records(case)
     kinds = [r.get("type") for r in records]
-    assert kinds[0] == "start" and ("connected" in kinds) == connected, kinds
+    assert kinds[0] == "start", kinds
+    assert ("connected" in kinds) == connected, kinds
     written = "\n".join(str(r.get("text") or r.get("result") or "") for r in records)
     for text in texts:
         assert text in written, f"{text!r} not in the history: {written!r}"
     if ended is not None:
-        assert kinds[-1] == "ended" and records[-1]["message"] == ended, records[-1]
+        assert kinds[-1] == "ended", kinds
+        assert records[-1]["message"] == ended, records[-1]
 
 
 def run_voicedesk(

@@ -10,6 +10,8 @@ import shutil
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
+
 import pytest
 
 from tests.conftest import scaled
@@ -34,7 +36,7 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
     for item in last:
         items.remove(item)
     items.extend(last)
-    if any(item.get_closest_marker("fault") for item in items):
+    if any(item.get_closest_marker("fault") for item in items) or last:
         shutil.rmtree(matrix.evidence_dir(), ignore_errors=True)
     for item in items:
         if item.get_closest_marker("fault") and not item.get_closest_marker("timeout"):
@@ -42,7 +44,9 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     case: matrix.FaultCase | None = getattr(item, "_fault_case", None)
@@ -115,7 +119,6 @@ def fault(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[matrix.Fau
         f"descriptors/sockets not released: {case.baseline} before, {now} after"
     )
     assert case.seen, "the case recorded nothing the user saw"
-
 
 
 def _released(now: tuple[int, int], before: tuple[int, int]) -> bool:

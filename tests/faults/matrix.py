@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_ENV = "VOICEDESK_FAULTS_JSON"
 EVIDENCE_ENV = "VOICEDESK_FAULTS_EVIDENCE"
@@ -83,6 +81,8 @@ def evidence_dir() -> Path:
 
 def open_resources() -> tuple[int, int]:
     """This process's open descriptors and its TCP/UDP sockets."""
+    import psutil
+
     me = psutil.Process()
     return me.num_fds(), len(me.net_connections(kind="inet"))
 

@@ -156,6 +156,7 @@ async def test_busy_twice_then_connected(fault: FaultCase) -> None:
             ) as call:
                 first = await call.line("[note] ElevenLabs is busy")
                 connected = await call.saw("Connected (", timeout=10)
+                fault.seen[:0] = [line for line in call.lines() if line.startswith("[note]")]
                 await call.line("Agent: Hi there")
                 call.type("hello")
                 await call.line("Agent: Hello!")

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import scaled
 from tests.faults.client import ConsoleCall, assert_history_kept, console_call
 from tests.faults.matrix import FaultCase
+from voicedesk.config import log_dir
 from voicedesk.localagent import AgentConfig, LocalAgentServer, VoiceKind
 from voicedesk.localagent.server import AgentSession
 
@@ -112,7 +113,8 @@ async def test_a_reset_while_the_agent_speaks(fault: FaultCase) -> None:
     ):
         session = server.sessions[0]
         engine = call.launcher.engine
-        assert engine is not None and engine.output_device is not None  # a voice call
+        assert engine is not None
+        assert engine.output_device is not None
         await session.say("a long answer " * 30)
         await call.line("Agent: a long answer")
         await session.wait_for(lambda s: len(s.sent_audio_event_ids) >= 3, scaled(5))
@@ -121,7 +123,8 @@ async def test_a_reset_while_the_agent_speaks(fault: FaultCase) -> None:
         _reset(session)
         assert await call.saw("Disconnected:") == f"Disconnected: {LOST}"
         assert await call.ended() == 1
-        assert engine.output_device is None and engine.input_device is None  # streams closed
+        assert engine.output_device is None
+        assert engine.input_device is None
     assert_history_kept(fault, "a long answer", ended=LOST)
 
 
@@ -206,6 +209,8 @@ async def test_a_burst_of_malformed_and_unknown_frames(fault: FaultCase) -> None
         await call.line("[tool] getBatteryLevel", timeout=10)
         assert call.conversation.status.value == "connected"
         assert sum(line.startswith("[error]") for line in call.lines()) == 1
+    logged = (log_dir() / "voicedesk.log").read_text().count("ignoring malformed frame")
+    assert logged <= 20  # a burst does not rotate the log away
     assert_history_kept(fault, "Hi there", "hello", "what's my battery?")
 
 

@@ -52,10 +52,7 @@ async def _remember(
     fault: FaultCase, *, key: bool, env: dict[str, str] | None = None, prefix: list[str] | None
 ) -> tuple[str, LocalAgentServer]:
     """``voicedesk console --remember`` with (``key``) the fake API key for a private agent."""
-    if key:
-        agent_cm = private_agent()
-    else:
-        agent_cm = LocalAgentServer(AgentConfig(ping_interval_s=None))
+    agent_cm = private_agent() if key else LocalAgentServer(AgentConfig(ping_interval_s=None))
     async with agent_cm as agent:
         args = ["console", "--server-url", agent.http_url, "--agent-id", "demo", "--text-only"]
         args += ["--remember", *(["--api-key", FAKE_API_KEY] if key else [])]
@@ -192,11 +189,11 @@ async def test_a_history_file_cut_mid_line(fault: FaultCase) -> None:
     fault.inject()
     listed = await asyncio.to_thread(run_voicedesk, fault, ["history", "list"])
     shown = await asyncio.to_thread(run_voicedesk, fault, ["history", "show", path.stem])
-    assert listed.returncode == 0 and shown.returncode == 0
+    assert listed.returncode == 0
+    assert shown.returncode == 0
     (line,) = listed.stdout.splitlines()
-    assert line.startswith(f"{path.stem}  demo  ") and line.endswith(
-        "(not ended: the app stopped) (cut short)"
-    )
+    assert line.startswith(f"{path.stem}  demo  ")
+    assert line.endswith("(not ended: the app stopped) (cut short)")
     said = "*(The record stops here: the app stopped while writing it.)*"
     fault.saw(line)
     fault.saw(said)

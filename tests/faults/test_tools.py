@@ -70,7 +70,8 @@ async def _tool_case(
 async def test_a_tool_that_raises(fault: FaultCase) -> None:
     shown, result, _ = await _tool_case(fault, "dimLamp")
     assert re.fullmatch(r"\[tool\] dimLamp failed: the lamp's driver crashed \[\d+ ms\]", shown)
-    assert result is not None and result.is_error
+    assert result is not None
+    assert result.is_error
     assert_history_kept(fault, "the lamp's driver crashed", "hello")
 
 
@@ -79,8 +80,10 @@ async def test_a_tool_that_hangs_past_its_timeout(fault: FaultCase) -> None:
     shown, result, _ = await _tool_case(fault, "slowLamp")
     expected = r"\[tool\] slowLamp failed: slowLamp did not finish within 1 s\. \[1\d\d\d ms\]"
     assert re.fullmatch(expected, shown)
-    assert result is not None and result.is_error
-    assert fault.recovery_s is not None and fault.recovery_s < HANG_TIMEOUT_S + 0.5
+    assert result is not None
+    assert result.is_error
+    assert fault.recovery_s is not None
+    assert fault.recovery_s < HANG_TIMEOUT_S + 0.5
     assert_history_kept(fault, "slowLamp did not finish within 1 s.", "hello")
 
 
@@ -89,7 +92,9 @@ async def test_a_tool_that_returns_a_dict(fault: FaultCase) -> None:
     shown, result, _ = await _tool_case(fault, "lampState")
     as_json = '{"level":0.5,"lamps":[1,2],"ok":true}'
     assert re.fullmatch(rf"\[tool\] lampState -> {re.escape(as_json)} \[\d+ ms\]", shown)
-    assert result is not None and result.result == as_json and result.is_error is False
+    assert result is not None
+    assert result.result == as_json
+    assert result.is_error is False
     assert_history_kept(fault, as_json, "hello")
 
 
@@ -102,7 +107,8 @@ async def test_no_battery(fault: FaultCase) -> None:
     shown, result, _ = await _tool_case(fault, "getBatteryLevel")
     said = "This computer has no battery, so I can't read a battery level."
     assert re.fullmatch(rf"\[tool\] getBatteryLevel failed: {re.escape(said)} \[\d+ ms\]", shown)
-    assert result is not None and result.is_error
+    assert result is not None
+    assert result.is_error
     assert_history_kept(fault, said, "hello")
 
 
@@ -118,5 +124,6 @@ async def test_no_controllable_screen(fault: FaultCase) -> None:
         "control its brightness."
     )
     assert re.fullmatch(rf"\[tool\] changeBrightness failed: {re.escape(said)} \[\d+ ms\]", shown)
-    assert result is not None and result.is_error
+    assert result is not None
+    assert result.is_error
     assert_history_kept(fault, said, "hello")

@@ -488,7 +488,8 @@ class Launcher:
         conversation starts, where the user looks."""
         from voicedesk.config import settings_problems
 
-        unsaid = [p for p in settings_problems if p not in self._said]
+        here = str(settings_path())  # this run's settings file, not another's
+        unsaid = [p for p in settings_problems if here in p and p not in self._said]
         if not unsaid:
             return
         self._said.update(unsaid)

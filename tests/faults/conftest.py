@@ -102,11 +102,14 @@ def fault(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[matrix.Fau
     gc.collect()
     case = matrix.FaultCase(name, tmp_path, baseline=matrix.open_resources())
     request.node._fault_case = case
+    levels = {name: logging.getLogger(name).level for name in ("", "websockets")}
     setup_logging("INFO")
     try:
         yield case
     finally:
         _close_log_files()
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
         matrix.keep_files(name, *(p for p in tmp_path.iterdir() if p.is_dir()))
         matrix.keep_evidence(name, "seen.txt", "\n".join(case.seen) + "\n")
     deadline = time.monotonic() + scaled(3)

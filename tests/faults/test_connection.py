@@ -257,6 +257,9 @@ async def test_a_name_that_does_not_resolve(
         "Could not start the conversation: The agent service's address could not be looked "
         "up. Check your network connection and the server URL."
     )
+    assert_history_kept(
+        fault, ended=said.removeprefix("Could not start the conversation: "), connected=False
+    )
 
 
 def _self_signed(folder: Path) -> ssl.SSLContext:
@@ -323,4 +326,7 @@ async def test_a_certificate_that_does_not_verify(fault: FaultCase, tmp_path: Pa
         "Could not start the conversation: The agent service's certificate could not be "
         "verified (self-signed certificate), so voicedesk did not connect. Check the server "
         "URL; on a company network, ask whether a proxy inspects encrypted traffic."
+    )
+    assert_history_kept(
+        fault, ended=said.removeprefix("Could not start the conversation: "), connected=False
     )

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.matrix import keep_evidence, keep_files
+
 ROOT = Path(__file__).resolve().parents[1]
 MINUTES = 3
 RSS_GROWTH_ALLOWED_MB = 3.0
@@ -47,6 +49,10 @@ def test_a_three_minute_voice_conversation_leaks_nothing(tmp_path: Path) -> None
         timeout=380,
     )
     print(run.stdout)  # the table, shown with -s or when the test fails
+    # For the secrets check after the whole session (tests/faults/test_no_secrets.py).
+    keep_evidence("soak", "stdout.txt", run.stdout)
+    keep_evidence("soak", "stderr.txt", run.stderr)
+    keep_files("soak", *(p for p in tmp_path.iterdir() if p.is_dir()))
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-4000:]}"
     r = json.loads(figures.read_text())
     assert r["error"] is None

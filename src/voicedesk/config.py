@@ -103,8 +103,16 @@ def settings_path() -> Path:
     return config_dir() / "settings.json"
 
 
+#: Sentences about settings files that could not be read, for the user (once each).
+settings_problems: list[str] = []
+DAMAGED_SUFFIX = ".damaged"
+
+
 def load_settings(path: Path | None = None) -> Settings:
-    """The saved settings; defaults when the file is missing or unreadable (logged)."""
+    """The saved settings; defaults when the file is missing or unreadable.
+
+    An unreadable file is logged, kept aside as ``settings.json.damaged`` (the next save
+    would overwrite it) and said once in :data:`settings_problems`."""
     path = path or settings_path()
     try:
         return Settings.from_json(json.loads(path.read_text(encoding="utf-8")))
@@ -112,16 +120,32 @@ def load_settings(path: Path | None = None) -> Settings:
         return Settings()
     except (OSError, ValueError) as exc:
         logger.warning("settings file %s is unreadable (%s); using defaults", path, exc)
+        kept = path.with_name(path.name + DAMAGED_SUFFIX)
+        with contextlib.suppress(OSError):
+            if not kept.exists():
+                kept.write_bytes(path.read_bytes())
+        sentence = (
+            f"The settings file {path} could not be read, so voicedesk started with the "
+            f"default settings; the damaged file is kept as {kept.name}."
+        )
+        if sentence not in settings_problems:
+            settings_problems.append(sentence)
         return Settings()
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
-    """Write atomically (a crash never leaves half a file)."""
+    """Write atomically (a crash never leaves half a file; a full or read-only disk
+    raises ``OSError`` and leaves the old file as it was, and no temporary file)."""
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(settings), indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(asdict(settings), indent=2, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     return path
 
 
@@ -147,11 +171,17 @@ def load_api_key() -> str | None:
 def save_api_key(key: str) -> None:
     """Store the API key in the OS keyring; never anywhere else."""
     import keyring
-    from keyring.errors import KeyringError
+    from keyring.errors import KeyringError, KeyringLocked
 
     SecretRedactor.register(key)
     try:
         keyring.set_password(KEYRING_SERVICE, KEYRING_USER, key)
+    except KeyringLocked:
+        raise SecretStoreError(
+            "The API key could not be saved: the keyring is locked. Unlock it (your "
+            "desktop's keyring or password manager) and try again, or set "
+            "ELEVENLABS_API_KEY; voicedesk never writes the key to a plain file."
+        ) from None
     except KeyringError as exc:
         raise SecretStoreError(
             "The API key could not be saved: this system has no usable keyring "

@@ -28,6 +28,7 @@ from voicedesk.config import (
     Settings,
     history_dir,
     load_api_key,
+    settings_path,
 )
 from voicedesk.config import save_api_key as _save_api_key
 from voicedesk.config import save_settings as _save_settings
@@ -369,8 +370,15 @@ def remember(args: argparse.Namespace, plan: LaunchPlan, settings: Settings) -> 
     settings.user_id = plan.options.user_id
     settings.environment = plan.options.environment
     settings.branch_id = plan.options.branch_id
-    path = _save_settings(settings)
-    said.append(f"Saved the agent and server as defaults in {path}.")
+    try:
+        path = _save_settings(settings)
+    except OSError as exc:
+        said.append(
+            f"The agent and server could not be saved as defaults in {settings_path().parent} "
+            f"({exc.strerror or exc}); they are used for this run only."
+        )
+    else:
+        said.append(f"Saved the agent and server as defaults in {path}.")
     if plan.options.api_key and (_opt(args, "api_key") or os.environ.get(API_KEY_ENV)):
         try:
             _save_api_key(plan.options.api_key)
@@ -409,6 +417,7 @@ class Launcher:
         self._talking = False
         self._pruned = False
         self._recollection: Recollection | None = None  # of the last conversation
+        self._said: set[str] = set()  # settings problems told already
 
     @property
     def plan(self) -> LaunchPlan:
@@ -514,6 +523,7 @@ class Launcher:
         )
         if plan.history:
             self._keep_history(conversation, plan)
+        self._tell_settings_problems(conversation)
         earlier = self._recollection if continuing and self.can_continue else None
         if earlier is not None:
             self._send_when_connected(conversation, earlier.context())
@@ -525,6 +535,24 @@ class Launcher:
     def can_continue(self) -> bool:
         """The last conversation was connected and then dropped by the network."""
         return self._recollection is not None and self._recollection.dropped
+
+    def _tell_settings_problems(self, conversation: Conversation) -> None:
+        """A settings file that could not be read is said (once) as the next
+        conversation starts, where the user looks."""
+        from voicedesk.config import settings_problems
+
+        here = str(settings_path())  # this run's settings file, not another's
+        unsaid = [p for p in settings_problems if here in p and p not in self._said]
+        if not unsaid:
+            return
+        self._said.update(unsaid)
+
+        def on_event(event: object) -> None:
+            remove()
+            for sentence in unsaid:
+                conversation.notify(sentence)
+
+        remove = conversation.add_listener(on_event)
 
     @staticmethod
     def _send_when_connected(conversation: Conversation, context: str) -> None:

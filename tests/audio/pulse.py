@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -158,3 +159,18 @@ def dominant_hz(samples: npt.NDArray[np.int16], rate: int) -> float:
 def energy_db(samples: npt.NDArray[np.int16]) -> float:
     x = samples.astype(np.float64) / 32768.0
     return float(10 * np.log10(np.mean(x * x) + 1e-12))
+
+
+def start_sound_server(runtime: Path) -> dict[str, str]:
+    """A second private PulseAudio (same null sinks) in ``runtime``: its environment."""
+    root = Path(__file__).resolve().parents[2]
+    started = subprocess.run(
+        [str(root / "scripts" / "pulse-null-sinks")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VOICEDESK_PULSE_DIR": str(runtime)},
+        check=True,
+    )
+    # export PULSE_RUNTIME_PATH='…' PULSE_SERVER='…'
+    pairs = started.stdout.strip().removeprefix("export ").split(" ")
+    return {key: value.strip("'") for key, value in (pair.split("=", 1) for pair in pairs)}

@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.audio.pulse import SinkRecorder, dominant_hz, energy_db, play_into, tone
+from tests.audio.pulse import (
+    SinkRecorder,
+    dominant_hz,
+    energy_db,
+    play_into,
+    start_sound_server,
+    tone,
+)
 from tests.conftest import scaled
 from tests.session.helpers import Recorder
 from voicedesk.audio.codec import decode
@@ -258,21 +265,6 @@ def test_no_usable_sound_system_means_text_with_a_sentence(tmp_path: Any) -> Non
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def _start_sound_server(runtime: Path) -> dict[str, str]:
-    """A second private PulseAudio (same null sinks) in ``runtime``: its environment."""
-    root = Path(__file__).resolve().parents[2]
-    started = subprocess.run(
-        [str(root / "scripts" / "pulse-null-sinks")],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "VOICEDESK_PULSE_DIR": str(runtime)},
-        check=True,
-    )
-    # export PULSE_RUNTIME_PATH='…' PULSE_SERVER='…'
-    pairs = started.stdout.strip().removeprefix("export ").split(" ")
-    return {key: value.strip("'") for key, value in (pair.split("=", 1) for pair in pairs)}
-
-
 async def test_the_sound_system_dying_mid_call_leaves_a_text_conversation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -282,7 +274,7 @@ async def test_the_sound_system_dying_mid_call_leaves_a_text_conversation(
     The server killed is a second one started for this test, so the other tests' sound
     card keeps its state."""
     runtime = Path(f"/tmp/voicedesk-pulse-doomed-{os.getpid()}")
-    for key, value in (await asyncio.to_thread(_start_sound_server, runtime)).items():
+    for key, value in (await asyncio.to_thread(start_sound_server, runtime)).items():
         monkeypatch.setenv(key, value)
     pid = int((runtime / "pid").read_text().split()[0])
     try:

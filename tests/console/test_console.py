@@ -234,8 +234,9 @@ async def test_the_agent_ending_with_an_error_is_a_nonzero_exit() -> None:
     try:
         proc = await start_console(server, agent_id="a")
         session = await server.next_session(timeout=scaled(15))
-        await session.wait_for(lambda s: s.initiation is not None, timeout=scaled(5))
-        await asyncio.sleep(0.3)
+        # Connected: the microphone streams (a close while the devices still open is
+        # "could not start", another sentence).
+        await session.wait_for(lambda s: s.audio_chunks > 0, timeout=scaled(10))
         await session.close(1011, "internal error")
         out, _ = await asyncio.wait_for(proc.communicate(), scaled(15))
     finally:

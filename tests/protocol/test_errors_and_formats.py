@@ -112,6 +112,12 @@ def test_every_contract_error_type_has_a_sentence_that_says_what_to_do() -> None
         ),
         (1011, "", "The agent service had an internal error. Try again later."),
         (1011, "boom", "The agent service had an internal error (boom). Try again later."),
+        (
+            1009,
+            "frame too big",
+            "The agent sent a message too large to read (over 16 MB), so the conversation "
+            "was ended. Try again in a moment.",
+        ),
         (4001, "custom", "The connection was closed by the server (code 4001: custom)."),
         (4001, "", "The connection was closed by the server (code 4001)."),
         (None, None, "The connection to the agent was lost. Check your network and start again."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -681,6 +682,17 @@ def test_malformed_frames_are_reported_once_and_the_conversation_goes_on() -> No
     reported = [e for e in events if isinstance(e, ErrorReported)]
     assert len(reported) == 1
     assert not reported[0].fatal
+    assert core.status is Status.CONNECTED
+
+
+def test_a_burst_of_malformed_frames_is_logged_sparingly(caplog: pytest.LogCaptureFixture) -> None:
+    core = connected_core()
+    with caplog.at_level(logging.WARNING, logger="voicedesk.protocol.machine"):
+        for _ in range(2000):
+            core.receive_frame("{oops")
+    logged = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+    assert len(logged) == 12  # the first 10, then the 1000th and the 2000th
+    assert logged[-1].startswith("ignoring malformed frame #2000 ")
     assert core.status is Status.CONNECTED
 
 

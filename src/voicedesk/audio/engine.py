@@ -72,6 +72,9 @@ SPEAKER_FRAME_MS = 5
 FADE_MS = 5  # barge-in fade-out
 LEVELS_PER_SECOND = 25
 STALL_S = 3.0  # no microphone frames for this long: the device is gone
+#: Opening the default devices after one stopped working: this many tries, this far apart.
+REOPEN_TRIES = 4
+REOPEN_WAIT_S = 0.5
 # The real-time paths (microphone to wire, played audio to the echo canceller) use
 # soxr's low-quality filter: the better ones hold back up to 37 ms (158 ms towards
 # 8 kHz) of audio in 10 ms steps; this one up to 20 ms, and it is plenty for speech.
@@ -617,12 +620,16 @@ class AudioEngine:
         )
         return pipeline
 
-    def _close_streams(self, pipeline: _Pipeline) -> None:
+    def _close_streams(self, pipeline: _Pipeline, *, abort: bool = False) -> None:
+        """Close both streams. ``abort``: a device that stopped working is not stopped
+        politely first (PortAudio's stop waits for a callback that a stalled ALSA device
+        never makes, forever; closing aborts at once)."""
         for stream in (pipeline.input_stream, pipeline.output_stream):
             if stream is None:
                 continue
-            with contextlib.suppress(Exception):
-                stream.stop_stream()
+            if not abort:
+                with contextlib.suppress(Exception):
+                    stream.stop_stream()
             with contextlib.suppress(Exception):
                 stream.close()
         pipeline.input_stream = pipeline.output_stream = None
@@ -871,9 +878,25 @@ class AudioEngine:
         with contextlib.suppress(asyncio.CancelledError):
             await watchdog
 
+    async def _open_defaults(self, failed: _Pipeline) -> _Pipeline:
+        """The default devices, opened in place of ``failed``'s; a sound server that is
+        restarting (PipeWire or PulseAudio: about a second) is given a few tries."""
+        for attempt in range(REOPEN_TRIES):
+            try:
+                return await asyncio.to_thread(
+                    self._open, None, None, failed.asked_input_rate, failed.settings
+                )
+            except DeviceError:
+                if attempt == REOPEN_TRIES - 1:
+                    raise
+                await asyncio.sleep(REOPEN_WAIT_S)
+        raise AssertionError("unreachable")
+
     async def _watch(self) -> None:
         """A device that vanishes stops calling back: reopen the defaults, or give up
         with a sentence (to the conversation, and to whoever listens)."""
+        reopened: _Pipeline | None = None  # the devices this watchdog reopened last
+        reopened_mark = 0.0  # _last_mic_frame as _open left it: unchanged, no frame came
         while self._running or self._listening:
             await asyncio.sleep(0.5)
             pipeline = self._pipeline
@@ -884,17 +907,22 @@ class AudioEngine:
                 pipeline.input_stream
             )
             if not (stalled or inactive):
+                if pipeline is reopened and self._last_mic_frame != reopened_mark:
+                    reopened = None  # they work: a later failure may reopen again
                 continue
             lost = "microphone" if stalled or not _is_active(pipeline.input_stream) else "speaker"
             logger.warning("the %s stopped working; reopening the default devices", lost)
             try:
                 async with self._reconfigure_lock:
-                    await asyncio.to_thread(self._close_streams, pipeline)
+                    await asyncio.to_thread(self._close_streams, pipeline, abort=True)
                     self._pipeline = None
-                    mic_rate = pipeline.asked_input_rate
-                    self._pipeline = await asyncio.to_thread(
-                        self._open, None, None, mic_rate, pipeline.settings
-                    )
+                    if pipeline is reopened:
+                        # The defaults were tried already and never worked: no other
+                        # device would (a microphone that stalls again, not a loop of
+                        # reopening and telling the user every few seconds).
+                        raise DeviceError(f"the default {lost} does not work either")
+                    self._pipeline = reopened = await self._open_defaults(pipeline)
+                    reopened_mark = self._last_mic_frame
             except DeviceError as exc:
                 logger.warning("no working audio device: %s", exc)
                 was_running, was_listening = self._running, self._listening

@@ -14,6 +14,9 @@ PROTOCOL_ERROR = 1002
 POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
 ABNORMAL_CLOSURE = 1006
+#: RFC 6455: a message too big to process. voicedesk closes with it itself when the agent
+#: sends a frame over its 16 MiB limit.
+MESSAGE_TOO_BIG = 1009
 
 USER_ENDED_REASON = "User ended conversation"
 
@@ -194,6 +197,11 @@ def close_sentence(code: int | None, reason: str | None) -> str:
         return f"The agent service had an operational problem{what}. {_TRY_AGAIN}"
     if code == INTERNAL_ERROR:
         return f"The agent service had an internal error{what}. Try again later."
+    if code == MESSAGE_TOO_BIG:
+        return (
+            "The agent sent a message too large to read (over 16 MB), so the conversation "
+            "was ended. Try again in a moment."
+        )
     detail = f": {reason}" if reason else ""
     return f"The connection was closed by the server (code {code}{detail})."
 

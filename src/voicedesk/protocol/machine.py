@@ -60,6 +60,8 @@ from voicedesk.protocol.formats import AudioFormat, UnsupportedFormatError, pars
 from voicedesk.protocol.parse import parse_server_frame, serialize
 
 logger = logging.getLogger(__name__)
+#: Malformed frames logged one by one before only every thousandth is.
+MALFORMED_FRAMES_LOGGED = 10
 
 AGENT_ENDED_REASON = "Agent ended conversation"
 SERVER_ERROR_REASON = "Client closing after server error"
@@ -206,6 +208,7 @@ class ConversationCore:
         self._ending: DisconnectDetails | None = None
         self._last_error: DisconnectDetails | None = None
         self._malformed_reported = False
+        self._malformed_count = 0
 
     # ------------------------------------------------------------------ state, read-only
 
@@ -558,7 +561,12 @@ class ConversationCore:
             self._last_error = details
 
     def _on_malformed(self, event: MalformedFrame) -> None:
-        logger.warning("ignoring malformed frame (%s): %s", event.reason, event.excerpt)
+        # A burst of them (10,000 in the fault matrix) must not rotate the log away:
+        # the first few are logged, then one in a thousand with the count.
+        self._malformed_count += 1
+        n = self._malformed_count
+        if n <= MALFORMED_FRAMES_LOGGED or n % 1000 == 0:
+            logger.warning("ignoring malformed frame #%d (%s): %s", n, event.reason, event.excerpt)
         self._events.append(event)
         if not self._malformed_reported:
             self._malformed_reported = True

@@ -7,18 +7,43 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from voicedesk.protocol.errors import api_error_sentence
+from voicedesk.session.backoff import backoff_delays
 from voicedesk.session.endpoints import http_base, token_url
 from voicedesk.session.transport import StartFailure
 
 logger = logging.getLogger(__name__)
 
+#: A signed-URL request the API answers with 429 (busy, or too many requests) is tried
+#: this many times in all, waiting as ``Retry-After`` says (at most
+#: :data:`RETRY_AFTER_CAP_S`) or else 1 s, 2 s, ... with jitter.
+RATE_LIMITED_TRIES = 4
+RETRY_AFTER_CAP_S = 10.0
+
 
 class AuthError(StartFailure):
     """Getting a signed URL or a token failed; the message is a sentence for the user."""
+
+
+class RateLimited(AuthError):
+    """HTTP 429: try again later (``retry_after_s``: what the server asked, if it did)."""
+
+    def __init__(self, sentence: str, retry_after_s: float | None) -> None:
+        super().__init__(sentence, transient=True)
+        self.retry_after_s = retry_after_s
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """``Retry-After`` in seconds (a number of seconds; an HTTP date is not honoured)."""
+    value = {k.lower(): v for k, v in (headers or {}).items()}.get("retry-after")
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return None if seconds is None or seconds < 0 else seconds
 
 
 def _error_code(body: Any) -> str | None:
@@ -77,15 +102,29 @@ def fetch_signed_url_blocking(
     client = ElevenLabs(api_key=api_key, base_url=http_base(server_url), timeout=timeout_s)
     with _reaching(server_url, timeout_s, "signed URL"):
         try:
+            # No retries inside the SDK: they sleep in this thread, beyond cancelling and
+            # unannounced; fetch_signed_url retries a 429 itself.
             response = client.conversational_ai.conversations.get_signed_url(
-                agent_id=agent_id, environment=environment or None, branch_id=branch_id or None
+                agent_id=agent_id,
+                environment=environment or None,
+                branch_id=branch_id or None,
+                request_options={"max_retries": 0},
             )
         except ApiError as exc:
             code = _error_code(exc.body)
             logger.warning("signed URL request failed: HTTP %s (%s)", exc.status_code, code)
-            raise AuthError(
-                api_error_sentence(code, exc.status_code), transient=_busy(exc.status_code)
-            ) from None
+            sentence = api_error_sentence(code, exc.status_code)
+            if exc.status_code == 429:
+                raise RateLimited(sentence, _retry_after(exc.headers)) from None
+            if exc.status_code == 403 and sentence.startswith("The request to ElevenLabs failed"):
+                sentence = (
+                    "The API key may not start conversations with this agent"
+                    f"{f' ({code})' if code else ''}. Check that the key has access to "
+                    "ElevenLabs Agents and that the agent belongs to its account."
+                )
+            if exc.status_code is not None and 200 <= exc.status_code < 300:
+                sentence = "ElevenLabs answered without a signed URL. Try again in a moment."
+            raise AuthError(sentence, transient=_busy(exc.status_code)) from None
     signed_url = getattr(response, "signed_url", None)
     if not isinstance(signed_url, str) or not signed_url:
         raise AuthError("ElevenLabs answered without a signed URL. Try again in a moment.")
@@ -93,15 +132,42 @@ def fetch_signed_url_blocking(
 
 
 async def fetch_signed_url(
-    server_url: str, agent_id: str, api_key: str, timeout_s: float, **deployment: str | None
+    server_url: str,
+    agent_id: str,
+    api_key: str,
+    timeout_s: float,
+    *,
+    on_retry: Callable[[str], None] | None = None,
+    delays: Iterator[float] | None = None,
+    **deployment: str | None,
 ) -> str:
     """:func:`fetch_signed_url_blocking` in a worker thread (``deployment``: its
-    ``environment`` and ``branch_id``)."""
-    return await asyncio.to_thread(
-        functools.partial(
-            fetch_signed_url_blocking, server_url, agent_id, api_key, timeout_s, **deployment
-        )
+    ``environment`` and ``branch_id``).
+
+    A 429 is tried again, :data:`RATE_LIMITED_TRIES` times in all: after the server's
+    ``Retry-After`` (capped) or the next of ``delays`` (default: :func:`backoff_delays`),
+    each wait told to ``on_retry`` as a sentence. Cancelling stops the waiting."""
+    schedule = delays or backoff_delays(tries=RATE_LIMITED_TRIES - 1)
+    fetch = functools.partial(
+        fetch_signed_url_blocking, server_url, agent_id, api_key, timeout_s, **deployment
     )
+    tried = 0
+    while True:
+        tried += 1
+        try:
+            return await asyncio.to_thread(fetch)
+        except RateLimited as exc:
+            delay = next(schedule, None)
+            if delay is None:
+                raise AuthError(
+                    f"{exc} (Still busy after {tried} tries.)", transient=True
+                ) from None
+            if exc.retry_after_s is not None:
+                delay = min(exc.retry_after_s, RETRY_AFTER_CAP_S)
+            logger.info("signed URL: HTTP 429, try %d again in %.1f s", tried + 1, delay)
+            if on_retry is not None:
+                on_retry(f"ElevenLabs is busy; trying again in {delay:.0f} s (try {tried + 1}).")
+            await asyncio.sleep(delay)
 
 
 def fetch_conversation_token_blocking(

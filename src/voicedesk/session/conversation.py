@@ -538,6 +538,7 @@ class Conversation:
                 o.agent_id,
                 o.api_key,
                 o.connect_timeout_s,
+                on_retry=self.notify,
                 environment=o.environment,
                 branch_id=o.branch_id,
             )

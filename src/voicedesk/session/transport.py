@@ -21,6 +21,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 logger = logging.getLogger(__name__)
 
+#: The largest message accepted from the agent; a bigger one ends the conversation with
+#: close code 1009 (RFC 6455: message too big).
+MAX_MESSAGE_BYTES = 2**24
+_MESSAGE_TOO_BIG = 1009
+
 
 class StartFailure(Exception):
     """A conversation could not start; ``str()`` is the sentence for the user.
@@ -102,7 +107,7 @@ class WebSocketTransport:
                 close_timeout=self._close_timeout_s,
                 ping_interval=self._keepalive_interval_s,
                 ping_timeout=self._keepalive_timeout_s,
-                max_size=2**24,
+                max_size=MAX_MESSAGE_BYTES,
                 compression=None,
                 user_agent_header=self._user_agent,
             )
@@ -131,6 +136,19 @@ class WebSocketTransport:
                 "The agent service's address could not be looked up. Check your network "
                 "connection and the server URL.",
                 transient=True,
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise TransportError(
+                "The agent service's certificate could not be verified "
+                f"({exc.verify_message or 'not trusted'}), so voicedesk did not connect. "
+                "Check the server URL; on a company network, ask whether a proxy inspects "
+                "encrypted traffic."
+            ) from None
+        except ssl.SSLError as exc:
+            logger.warning("TLS handshake failed: %s", exc.reason)
+            raise TransportError(
+                "The secure (TLS) connection to the agent service could not be set up "
+                f"({exc.reason or 'handshake failed'}). Check the server URL."
             ) from None
         except ConnectionRefusedError:
             raise TransportError(
@@ -172,7 +190,13 @@ class WebSocketTransport:
 
     @property
     def closed_with(self) -> tuple[int | None, str | None]:
-        received = self._ws.protocol.close_rcvd if self._ws is not None else None
+        if self._ws is None:
+            return (None, None)
+        received, sent = self._ws.protocol.close_rcvd, self._ws.protocol.close_sent
+        if sent is not None and sent.code == _MESSAGE_TOO_BIG:
+            # We closed it: the agent's message was over the limit (whether or not the
+            # agent answered the close), not a network failure.
+            return (sent.code, sent.reason)
         return (received.code, received.reason) if received is not None else (None, None)
 
     def _opened(self) -> ClientConnection:

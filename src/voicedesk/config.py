@@ -82,6 +82,7 @@ class Settings:
     tool_permissions: dict[str, dict[str, str]] = field(default_factory=dict)
     history: bool = True  # every conversation is written to the history as it happens
     history_days: int = 0  # conversations older than this are deleted; 0: kept
+    theme: str = "system"  # the window: "system" (follow the platform), "light" or "dark"
 
     @classmethod
     def from_json(cls, data: Any) -> Settings:

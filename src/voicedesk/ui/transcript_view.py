@@ -8,6 +8,7 @@ setting asks for it) is dimmed and in italics.
 
 from __future__ import annotations
 
+from PySide6.QtCore import Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -31,7 +32,11 @@ _SPEAKER_COLORS = {
 
 
 class TranscriptView(QTextBrowser):
-    """A read-only view of a :class:`Transcript`; ``toPlainText()`` is the conversation."""
+    """A read-only view of a :class:`Transcript`; ``toPlainText()`` is the conversation.
+    ``lineChanged(index, added)``: the model's line was drawn (for the window's orb and
+    announcements)."""
+
+    lineChanged = Signal(int, bool)
 
     def __init__(self, transcript: Transcript, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -82,6 +87,14 @@ class TranscriptView(QTextBrowser):
         self._write(cursor, line)
         if at_bottom:
             bar.setValue(bar.maximum())
+        self.lineChanged.emit(index, added)
+
+    def set_palette(self, palette: object) -> None:
+        self.viewport().update()
+
+    def scroll_to_latest(self) -> None:
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
 
     def _write(self, cursor: QTextCursor, line: TranscriptLine) -> None:
         dim = self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)

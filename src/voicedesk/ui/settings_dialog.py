@@ -316,3 +316,7 @@ class SettingsDialog(QDialog):
     def show_error(self, sentence: str) -> None:
         self.error.setText(sentence)
         self.error.show()
+
+    def add_page(self, page: QWidget, title: str) -> None:
+        """A page built elsewhere (the Desktop page: ui/desktop_page.py), as a tab."""
+        self.tabs.addTab(page, title)

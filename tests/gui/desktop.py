@@ -123,6 +123,7 @@ class XClient:
         from Xlib.display import Display
 
         self.display = Display(display)
+        self._held: list[int] = []
         screen = self.display.screen()
         self.window = screen.root.create_window(
             0, 0, 200, 100, 0, screen.root_depth, event_mask=X.KeyPressMask | X.KeyReleaseMask
@@ -144,6 +145,25 @@ class XClient:
         for code in codes:
             xtest.fake_input(self.display, X.KeyPress, code)
         for code in reversed(codes):
+            xtest.fake_input(self.display, X.KeyRelease, code)
+        self.display.sync()
+
+    def hold(self, *keys: str) -> None:
+        """Press ``keys`` and keep them down (the server's auto-repeat runs) until
+        :meth:`release`."""
+        from Xlib import XK, X
+        from Xlib.ext import xtest
+
+        self._held = [self.display.keysym_to_keycode(XK.string_to_keysym(k)) for k in keys]
+        for code in self._held:
+            xtest.fake_input(self.display, X.KeyPress, code)
+        self.display.sync()
+
+    def release(self) -> None:
+        from Xlib import X
+        from Xlib.ext import xtest
+
+        for code in reversed(self._held):
             xtest.fake_input(self.display, X.KeyRelease, code)
         self.display.sync()
 

@@ -204,3 +204,36 @@ def test_the_key_thread_never_calls_qt(qapp: object, x_display: str) -> None:
         shortcuts.stop()
         other.close()
     assert not any(t.name == "voicedesk-hotkeys" for t in threading.enumerate())
+
+
+def test_holding_the_shortcut_is_one_press(qapp: object, x_display: str) -> None:
+    """X repeats a held key (release + press, one timestamp): without care, holding
+    Ctrl+Alt+Space would start and end conversations over and over."""
+    import time
+
+    from PySide6.QtCore import QCoreApplication
+
+    shortcuts = GlobalShortcuts({"DISPLAY": x_display})
+    pressed: list[str] = []
+    shortcuts.triggered.connect(pressed.append)
+    other = XClient(x_display)
+
+    def pump(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            QCoreApplication.processEvents()
+            time.sleep(0.01)
+
+    try:
+        assert shortcuts.apply({START_END: "Ctrl+Alt+Space"}) == []
+        other.hold("Control_L", "Alt_L", "space")
+        pump(1.2)  # the server's auto-repeat starts after 660 ms, then 25 a second
+        other.release()
+        pump(0.2)
+        assert pressed == [START_END]
+        other.press("Control_L", "Alt_L", "space")
+        pump(0.3)
+        assert pressed == [START_END, START_END]
+    finally:
+        shortcuts.stop()
+        other.close()

@@ -341,12 +341,18 @@ class X11Backend:
                     continue
                 grabbed[(keycode, state)] = action
             self._ready.set()
+            # A held key repeats as release + press with one timestamp: not a new press.
+            released_at: dict[int, int] = {}
             while not self._stop.is_set():
                 if not display.pending_events():
                     select.select([display.fileno()], [], [], 0.2)
                     continue
                 event = display.next_event()
-                if event.type == X.KeyPress:
+                if event.type == X.KeyRelease:
+                    released_at[event.detail] = event.time
+                elif event.type == X.KeyPress:
+                    if released_at.get(event.detail) == event.time:
+                        continue
                     action_name = grabbed.get((event.detail, event.state & wanted))
                     if action_name is not None:
                         on_key(action_name)

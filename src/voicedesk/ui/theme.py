@@ -90,10 +90,10 @@ DARK = Palette(
     border="#3A3E4C",
     text="#ECEDF3",
     muted="#A4A9BB",
-    accent="#6D66F2",
+    accent="#5B54E8",
     on_accent="#FFFFFF",
     link="#A5A0FF",
-    danger="#D64545",
+    danger="#C53030",
     on_danger="#FFFFFF",
     error_bg="#3A1C20",
     error_text="#FFC9C9",
@@ -224,10 +224,12 @@ QPlainTextEdit, QLineEdit, QComboBox {{
 }}
 QPlainTextEdit:focus, QLineEdit:focus {{ border: 2px solid {p.accent}; }}
 QScrollArea, #bubbleList {{ background: {p.window}; border: none; }}
-#bubble[who="user"] {{ background: {p.accent}; border-radius: 1em; }}
+#bubble[who="user"] {{
+  background: {p.accent}; border: 1px solid {p.accent}; border-radius: 0.7em;
+}}
 #bubble[who="user"] QLabel, #bubble[who="user"] QTextBrowser {{ color: {p.on_accent}; }}
 #bubble[who="agent"] {{
-  background: {p.surface}; border: 1px solid {p.border}; border-radius: 1em;
+  background: {p.surface}; border: 1px solid {p.border}; border-radius: 0.7em;
 }}
 #bubble[who="agent"] QTextBrowser {{ background: transparent; color: {p.text}; border: none; }}
 #bubble[who="user"] QTextBrowser {{ background: transparent; border: none; }}

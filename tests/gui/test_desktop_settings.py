@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QPoint, QSize
 from PySide6.QtGui import QKeySequence
 
-from tests.gui.conftest import Gui, until
+from tests.gui.conftest import Gui, screenshot, until
 from tests.gui.desktop import Notifications, XClient, open_shell, xvfb
 from voicedesk.config import load_settings, settings_path
 from voicedesk.ui.desktop_page import DesktopPage
@@ -104,6 +104,7 @@ def test_desktop_settings_are_saved_and_the_new_shortcut_works(
         seen["close_quits"] = page.close_quits.isChecked()
         seen["start_end"] = page.start_end_key.keySequence().toString()
         seen["sentence"] = page.shortcuts_label.text()
+        screenshot(page, "settings-desktop")
         page.close_quits.setChecked(True)
         page.start_end_key.setKeySequence(QKeySequence("Ctrl+Alt+J"))
         page.mute_key.clear()

@@ -1,6 +1,6 @@
 """Settings: the agent (its environment and branch), the API key (OS keyring), the
 server or region; Audio: the devices with a microphone test (a live meter) and a
-speaker test (a chime), echo cancellation, text only; Appearance & history: the theme
+speaker test (a chime), echo cancellation, text only; Appearance and history: the theme
 (previewed in the window at once), the history, whether to show the agent's reasoning;
 on the Hotword page, the hotword hands-free listens for, push-to-talk and its key, and
 the recorder that makes your own hotword (:class:`~voicedesk.ui.hotword_page.HotwordPage`).
@@ -310,7 +310,7 @@ class SettingsDialog(QDialog):
         """The look (theme), the history and the reasoning."""
         page = QWidget()
         page.setObjectName("conversationSettingsPage")
-        self.tabs.addTab(page, "Appearance & history")
+        self.tabs.addTab(page, "Appearance and history")
         grid = QFormLayout(page)
         self.theme = QComboBox()
         self.theme.setObjectName("themeCombo")

@@ -127,6 +127,31 @@ class SpeakingIndicator(QLabel):
             painter.drawEllipse(QRectF(5, cy - 5, 10, 10))
 
 
+class ElidedLabel(QLabel):
+    """One line that ends in "…" when the room is short (the whole text as tooltip)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 8)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        shown = self.fontMetrics().elidedText(
+            self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width()
+        )
+        painter.drawText(
+            self.contentsRect(),
+            int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft),
+            shown,
+        )
+
+
 class LevelMeter(QWidget):
     """A horizontal meter for an RMS level 0..1, drawn on a dB scale (-60..0 dBFS)."""
 

@@ -68,6 +68,7 @@ from voicedesk.ui.transcript_view import TranscriptView
 from voicedesk.ui.widgets import (
     STATUS_WORDS,
     ApprovalCard,
+    ElidedLabel,
     ErrorBanner,
     LevelMeter,
     MessageInput,
@@ -164,6 +165,7 @@ class MainWindow(QMainWindow):
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_system_scheme)
         self.set_theme(self._theme_choice)
         self._refresh()
+        self.message_input.setFocus()  # typing works at once; Ctrl+O for the orb
 
     # ------------------------------------------------------------------ layout
 
@@ -181,9 +183,8 @@ class MainWindow(QMainWindow):
         font = self.status_label.font()
         font.setBold(True)
         self.status_label.setFont(font)
-        self.agent_label = QLabel("")
+        self.agent_label = ElidedLabel("")
         _name(self.agent_label, "agentLabel", "Who the conversation is with")
-        self.agent_label.setMinimumWidth(em * 4)
         self.latency_label = QLabel("")
         _name(self.latency_label, "latencyLabel", "Round-trip time to the agent, from its pings")
         self.speaking = SpeakingIndicator()
@@ -216,12 +217,20 @@ class MainWindow(QMainWindow):
         self.on_top_button.setCheckable(True)
         self.on_top_button.toggled.connect(self.set_always_on_top)
         self.on_top_button.hide()
-        row.addWidget(self.status_dot)
-        row.addWidget(self.status_label)
-        row.addSpacing(em // 2)
-        row.addWidget(self.agent_label, 1)
-        row.addWidget(self.latency_label)
-        row.addWidget(self.speaking)
+        # Who, above how it goes: the status, the latency, whether the agent speaks.
+        who = QVBoxLayout()
+        who.setSpacing(0)
+        who.addWidget(self.agent_label)
+        status = QHBoxLayout()
+        status.setSpacing(em // 3)
+        status.addWidget(self.status_dot)
+        status.addWidget(self.status_label)
+        status.addSpacing(em // 2)
+        status.addWidget(self.latency_label)
+        status.addWidget(self.speaking)
+        status.addStretch(1)
+        who.addLayout(status)
+        row.addLayout(who, 1)
         row.addWidget(self.history_button)
         row.addWidget(self.settings_button)
         row.addWidget(self.on_top_button)

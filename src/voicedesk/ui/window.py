@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
         self._awaiting_reply = False  # the user spoke or typed; the agent has not answered
         self._announced: dict[int, str] = {}
         self._theme_choice = controller.plan.theme
+        self._theme_applied: theme.Palette | None = None
         self.palette_in_use = theme.LIGHT
 
         central = QWidget(self)
@@ -685,8 +686,12 @@ class MainWindow(QMainWindow):
 
     def set_theme(self, choice: str) -> None:
         """The theme: "system", "light" or "dark"; the orb, the bubbles and the icons follow."""
-        self._theme_choice = choice if choice in theme.THEMES else "system"
-        palette = theme.apply(self._theme_choice)
+        choice = choice if choice in theme.THEMES else "system"
+        if choice == self._theme_choice and theme.resolve(choice) is self._theme_applied:
+            return  # already drawn so (a style sheet costs ~15 ms to apply)
+        self._theme_choice = choice
+        palette = theme.apply(choice)
+        self._theme_applied = palette
         self.palette_in_use = palette
         self.setPalette(theme.qpalette(palette))
         self.setStyleSheet(theme.style_sheet(palette))

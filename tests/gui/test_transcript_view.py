@@ -179,6 +179,15 @@ def test_a_tool_call_is_a_chip_that_expands(gui: Gui) -> None:
         assert "On this computer" in chip.label.text()
         chip.chip.click()
         assert not chip.label.isVisibleTo(chip)
+
+        # The thumbs sit under the agent's latest reply, nothing between.
+        await until(lambda: w.feedback_row.isVisible(), "the thumbs")
+        await until(lambda: w.transcript_view.rows[-1].who == "agent", "the reply")
+        latest = w.transcript_view.rows[-1]
+        below = [r for r in w.transcript_view.rows if r.y() > latest.y()]
+        assert not below
+        assert w.feedback_row.parentWidget() is latest.parentWidget()
+        assert w.feedback_row.y() >= latest.y() + latest.height()
         w.end_button.click()
         await until(lambda: w.status_label.text() == "Disconnected", "Disconnected")
 

@@ -1,7 +1,7 @@
-"""The window's icons: one SVG set (24 px grid, strokes in ``currentColor``), drawn once
+"""The window's icons: one SVG set (24 px grid, strokes in ``currentColor``), made once
 per colour into a :class:`QIcon` whose engine renders each size and device pixel ratio
-from the vector (sharp on HiDPI). The same drawings are in ``resources/icons/``
-(written by ``resources/make_icons.py``) for packaging and docs."""
+from the vector (sharp on HiDPI). The same drawings are files in ``resources/icons/``
+(written by ``resources/make_icons.py``; a test keeps them equal to these)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ SVGS: dict[str, str] = {
 
 
 def svg(name: str, color: str = "#000000") -> str:
-    return _HEAD + SVGS[name].replace("currentColor", color) + "</svg>"
+    return (_HEAD + SVGS[name] + "</svg>").replace("currentColor", color)
 
 
 class _SvgEngine(QIconEngine):
@@ -78,4 +78,4 @@ class _SvgEngine(QIconEngine):
 @cache
 def icon(name: str, color: str) -> QIcon:
     """The icon ``name`` in ``color`` (``#RRGGBB``), drawn from the vector at any size."""
-    return QIcon(_SvgEngine(svg(name, color).replace("currentColor", color).encode()))
+    return QIcon(_SvgEngine(svg(name, color).encode()))

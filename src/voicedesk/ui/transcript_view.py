@@ -10,6 +10,8 @@ model reports them (streamed agent text changes its own bubble, nothing else).
   that expand to their parameters and result;
 - notices and errors are inline cards; the agent's reasoning (when the setting shows
   it) is a dimmed line;
+- the window's thumbs (:meth:`TranscriptView.set_reply_footer`) sit under the agent's
+  latest reply;
 - hovering a row shows when it came; its context menu copies it; a "Jump to latest"
   button appears when you have scrolled up.
 
@@ -325,6 +327,7 @@ class TranscriptView(QScrollArea):
         self.jump_button.setToolTip("Jump to the latest message")
         self.jump_button.clicked.connect(self.scroll_to_latest)
         self.jump_button.hide()
+        self._footer: QWidget | None = None
         self._follow = True  # keep the latest row in view (unless the user scrolled up)
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._on_scrolled)
@@ -349,6 +352,8 @@ class TranscriptView(QScrollArea):
         row = self.rows[index]
         row.show_line(line)
         self._fit(row)
+        if added and row.who == "agent":
+            self._place_footer()
         self._refresh_shimmer()
         self.lineChanged.emit(index, added)
 
@@ -357,6 +362,20 @@ class TranscriptView(QScrollArea):
     def toPlainText(self) -> str:  # the QTextBrowser name the window's tests know
         """The conversation as text, one "Speaker: text" line per row."""
         return "\n".join(row.plain() for row in self.rows)
+
+    def set_reply_footer(self, footer: QWidget) -> None:
+        """A widget that stays under the agent's latest reply (the window's thumbs)."""
+        self._footer = footer
+        self._place_footer()
+
+    def _place_footer(self) -> None:
+        footer = self._footer
+        if footer is None:
+            return
+        latest = next((r for r in reversed(self.rows) if r.who == "agent"), None)
+        self._layout.removeWidget(footer)
+        at = self._layout.indexOf(latest) + 1 if latest is not None else self._layout.count() - 1
+        self._layout.insertWidget(at, footer)
 
     def set_palette(self, palette: theme.Palette) -> None:
         self.palette_in_use = palette

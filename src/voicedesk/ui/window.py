@@ -322,7 +322,8 @@ class MainWindow(QMainWindow):
         self._approval_layout.setContentsMargins(0, 0, 0, 0)
         self.approval_area.hide()
         column.addWidget(self.approval_area)
-        column.addWidget(self._build_feedback())
+        # The thumbs sit under the agent's latest reply, in the conversation.
+        self.transcript_view.set_reply_footer(self._build_feedback())
         body.addWidget(self.main_column, 1)
         outer.addLayout(body, 1)
         outer.addWidget(self._build_composer())
@@ -415,7 +416,8 @@ class MainWindow(QMainWindow):
 
     def _build_feedback(self) -> QWidget:
         feedback = QHBoxLayout()
-        feedback.setContentsMargins(0, 0, 0, 0)
+        em = self.fontMetrics().height()
+        feedback.setContentsMargins(em // 2, 0, 0, em // 3)
         self.feedback_label = QLabel(FEEDBACK_PROMPT)
         _name(self.feedback_label, "feedbackLabel", "The rating of the agent's latest reply")
         self.like_button = QToolButton()

@@ -172,7 +172,6 @@ class SettingsDialog(QDialog):
         self.error = QLabel()
         self.error.setObjectName("settingsError")
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #DC2626;")
         self.error.hide()
         outer.addWidget(self.error)
 

@@ -36,6 +36,7 @@ class Palette:
     on_accent: str  # text on the accent
     link: str
     danger: str  # the End button
+    danger_text: str  # an error sentence on the window's background
     on_danger: str
     error_bg: str
     error_text: str
@@ -69,6 +70,7 @@ LIGHT = Palette(
     on_accent="#FFFFFF",
     link="#3B36C4",
     danger="#C62828",
+    danger_text="#B42318",
     on_danger="#FFFFFF",
     error_bg="#FDECEC",
     error_text="#8A1C1C",
@@ -94,6 +96,7 @@ DARK = Palette(
     on_accent="#FFFFFF",
     link="#A5A0FF",
     danger="#C53030",
+    danger_text="#FF8A8A",
     on_danger="#FFFFFF",
     error_bg="#3A1C20",
     error_text="#FFC9C9",
@@ -157,6 +160,8 @@ def text_pairs(p: Palette) -> list[tuple[str, str, str]]:
         ("link on window", p.link, p.window),
         ("your bubble", p.on_accent, p.accent),
         ("End button", p.on_danger, p.danger),
+        ("error sentence", p.danger_text, p.window),
+        ("agent speaking (header)", p.link, p.surface),
         ("error card", p.error_text, p.error_bg),
         ("notice card", p.warn_text, p.warn_bg),
         ("connected status", p.ok, p.surface),
@@ -240,6 +245,7 @@ QScrollArea, #bubbleList {{ background: {p.window}; border: none; }}
   background: {p.error_bg}; border: 1px solid {p.danger}; border-radius: 0.6em;
 }}
 #errorCard QLabel, #errorBanner QLabel {{ color: {p.error_text}; }}
+#settingsError {{ color: {p.danger_text}; }}
 #mcpApprovalCard, #toolPermissionCard {{
   background: {p.warn_bg}; border: 1px solid {p.orb_connecting[0]}; border-radius: 0.6em;
 }}

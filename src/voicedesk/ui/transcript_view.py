@@ -11,7 +11,8 @@ model reports them (streamed agent text changes its own bubble, nothing else).
 - notices and errors are inline cards; the agent's reasoning (when the setting shows
   it) is a dimmed line;
 - the window's thumbs (:meth:`TranscriptView.set_reply_footer`) sit under the agent's
-  latest reply;
+  latest reply, its approval cards (:meth:`TranscriptView.set_tail`) after the latest
+  row;
 - hovering a row shows when it came; its context menu copies it; a "Jump to latest"
   button appears when you have scrolled up.
 
@@ -328,6 +329,7 @@ class TranscriptView(QScrollArea):
         self.jump_button.clicked.connect(self.scroll_to_latest)
         self.jump_button.hide()
         self._footer: QWidget | None = None
+        self._tail: QWidget | None = None
         self._follow = True  # keep the latest row in view (unless the user scrolled up)
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._on_scrolled)
@@ -347,7 +349,7 @@ class TranscriptView(QScrollArea):
         if added or index >= len(self.rows):
             row = _Row(self)
             self.rows.append(row)
-            self._layout.insertWidget(self._layout.count() - 1, row)
+            self._layout.insertWidget(self._end(), row)
             self.placeholder.hide()
         row = self.rows[index]
         row.show_line(line)
@@ -374,8 +376,19 @@ class TranscriptView(QScrollArea):
             return
         latest = next((r for r in reversed(self.rows) if r.who == "agent"), None)
         self._layout.removeWidget(footer)
-        at = self._layout.indexOf(latest) + 1 if latest is not None else self._layout.count() - 1
+        at = self._layout.indexOf(latest) + 1 if latest is not None else self._end()
         self._layout.insertWidget(at, footer)
+
+    def set_tail(self, tail: QWidget) -> None:
+        """A widget that stays after the latest row (the window's approval cards)."""
+        self._tail = tail
+        self._layout.insertWidget(self._layout.count() - 1, tail)
+
+    def _end(self) -> int:
+        """Where a new row goes: after the others, before the tail and the stretch."""
+        if self._tail is not None:
+            return self._layout.indexOf(self._tail)
+        return self._layout.count() - 1
 
     def set_palette(self, palette: theme.Palette) -> None:
         self.palette_in_use = palette

@@ -315,13 +315,13 @@ class MainWindow(QMainWindow):
         self.typing_label.hide()
         column.addWidget(self.typing_label)
 
-        # MCP tool calls and tools set to Ask: one card each, under the latest turn.
+        # MCP tool calls and tools set to Ask: one card each, in the conversation.
         self.approval_area = QWidget()
         self.approval_area.setObjectName("approvalArea")
         self._approval_layout = QVBoxLayout(self.approval_area)
         self._approval_layout.setContentsMargins(0, 0, 0, 0)
         self.approval_area.hide()
-        column.addWidget(self.approval_area)
+        self.transcript_view.set_tail(self.approval_area)  # inline, after the latest turn
         # The thumbs sit under the agent's latest reply, in the conversation.
         self.transcript_view.set_reply_footer(self._build_feedback())
         body.addWidget(self.main_column, 1)
@@ -698,6 +698,7 @@ class MainWindow(QMainWindow):
         self.setPalette(theme.qpalette(palette))
         self.setStyleSheet(theme.style_sheet(palette))
         self.orb.set_palette(palette)
+        self.speaking.set_colors(palette.link, palette.muted)
         self.welcome_orb.set_palette(palette)
         self.transcript_view.set_palette(palette)
         for button in self.findChildren(QAbstractButton):

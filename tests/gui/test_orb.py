@@ -155,3 +155,38 @@ def test_compact_mode_keeps_the_orb_status_and_mute(gui: Gui) -> None:
         await until(lambda: w.status_label.text() == "Disconnected", "Disconnected")
 
     gui.run(flow())
+
+
+@pytest.mark.usefixtures("pulse")
+def test_the_voice_switch_makes_the_next_conversation_text_only(gui: Gui) -> None:
+    shell = gui.open("--demo", "--no-aec")
+    w = shell.window
+
+    async def flow() -> None:
+        assert w.voice_switch.isChecked()
+        w.voice_switch.click()
+        assert not w.voice_switch.isChecked()
+        assert shell.controller.plan.options.text_only
+        w.start_button.click()
+        await until(lambda: w.status_label.text() == "Connected", "Connected")
+        assert not shell.controller.is_voice, "a text conversation: no microphone, no speaker"
+        assert not w.voice_switch.isEnabled(), "not during a conversation"
+        assert w.orb_caption.text() == "Type a message"
+        w.end_button.click()
+        await until(lambda: w.status_label.text() == "Disconnected", "Disconnected")
+        w.voice_switch.click()
+        assert not shell.controller.plan.options.text_only
+
+    gui.run(flow())
+
+
+def test_sizes_follow_the_font(qapp: QApplication) -> None:
+    small, large = VoiceOrb(), VoiceOrb()
+    font = small.font()
+    font.setPointSizeF(9)
+    small.setFont(font)
+    font.setPointSizeF(18)
+    large.setFont(font)
+    assert large.sizeHint().width() > 1.6 * small.sizeHint().width()
+    small.deleteLater()
+    large.deleteLater()

@@ -182,6 +182,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--hidden-orb",
+        action="store_true",
+        help="hide the orb (it then draws nothing): the same run without its animation, to compare",
+    )
     args = parser.parse_args()
     voice = pulse_ready()
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,6 +200,8 @@ def main() -> int:
         cli = build_parser().parse_args(argv)
         shell = WindowShell(cli, resolve(cli, Settings(), {}), Settings())
         shell.show()
+        if args.hidden_orb:
+            shell.window.orb.hide()
         probe = StallProbe()
         memory: list[float] = []
         try:
@@ -210,6 +217,7 @@ def main() -> int:
     worst = gaps[-1]
     peak = max(memory)
     mode = "voice (null sinks)" if voice else "text only (no sound server found)"
+    mode += ", orb hidden" if args.hidden_orb else ", orb animating"
     print(
         f"GUI event loop during a {args.seconds:.0f} s demo conversation, {mode} "
         f"({platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "

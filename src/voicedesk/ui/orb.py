@@ -26,6 +26,7 @@ from PySide6.QtGui import (
     QPainterPath,
     QPaintEvent,
     QPen,
+    QPixmap,
     QRadialGradient,
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
@@ -45,6 +46,7 @@ _MOVING = frozenset({"connecting", "thinking", "speaking"})
 #: How fast the shown levels follow the measured ones (per second, exponential).
 _FOLLOW_PER_S = 14.0
 _SETTLED = 0.004
+_GLOWS_KEPT = 10  # glow pictures kept (the states' colours at one or two sizes)
 
 
 def level_fraction(rms: float) -> float:
@@ -74,6 +76,7 @@ class VoiceOrb(QWidget):
         self._shown_speaker = 0.0
         self._started = time.monotonic()
         self._last_tick = self._started
+        self._glows: dict[tuple[int, int], QPixmap] = {}
         self.frames = 0  # frames drawn by the animation (a test and the bench read it)
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -202,6 +205,32 @@ class VoiceOrb(QWidget):
         )
         self.setToolTip(f"{words}. {self._action} (click, Space or Enter)")
 
+    def _glow(self, color: QColor, side: int) -> QPixmap:
+        """The glow as a picture, kept per colour and size of the orb."""
+        size = max(8, round(side * self.devicePixelRatioF() * 0.8))
+        key = (color.rgba(), size)
+        cached = self._glows.get(key)
+        if cached is not None:
+            return cached
+        if len(self._glows) >= _GLOWS_KEPT:
+            self._glows.clear()
+        pixmap = QPixmap(size, size)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        gradient = QRadialGradient(QPointF(size / 2, size / 2), size / 2)
+        inner, outer = QColor(color), QColor(color)
+        inner.setAlphaF(0.9)
+        outer.setAlphaF(0.0)
+        gradient.setColorAt(0.55, inner)
+        gradient.setColorAt(1.0, outer)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(gradient)
+        painter.drawEllipse(QRectF(0, 0, size, size))
+        painter.end()
+        self._glows[key] = pixmap
+        return pixmap
+
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -222,18 +251,17 @@ class VoiceOrb(QWidget):
             swell = 0.04 * math.sin(t * 1.6)
         radius = base * (1 + swell)
 
-        # The glow: wider with the sound.
-        halo_r = radius * (1.45 + 0.5 * max(mic, speaker))
-        gradient = QRadialGradient(centre, halo_r)
-        g0 = QColor(glow)
-        g0.setAlphaF(0.9)
-        g1 = QColor(glow)
-        g1.setAlphaF(0.0)
-        gradient.setColorAt(0.55, g0)
-        gradient.setColorAt(1.0, g1)
+        # The glow: wider with the sound. A soft disc drawn once per colour and size of
+        # the orb, then scaled (a radial gradient over this area costs most of a frame;
+        # a smooth gradient needs no smooth scaling).
+        halo_r = min(side / 2, radius * (1.45 + 0.5 * max(mic, speaker)))
+        glow_image = self._glow(glow, side)
+        painter.drawPixmap(
+            QRectF(centre.x() - halo_r, centre.y() - halo_r, 2 * halo_r, 2 * halo_r),
+            glow_image,
+            QRectF(glow_image.rect()),
+        )
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(gradient)
-        painter.drawEllipse(centre, halo_r, halo_r)
 
         # The core: a disc whose rim ripples with the voice (a few harmonics).
         ripple = {

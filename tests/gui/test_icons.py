@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSize
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from voicedesk.ui import icons
@@ -34,3 +35,16 @@ def test_an_icon_is_drawn_from_the_vector_at_hidpi(qapp: QApplication) -> None:
         inked = [c for c in colours if c.alpha() > 200]
         assert len(inked) > 20 * ratio * ratio, "strokes are drawn at every ratio"
         assert any(c.blue() > 200 and c.red() < 120 for c in inked), "in the colour asked"
+
+
+def test_a_disabled_icon_has_its_own_colour(qapp: QApplication) -> None:
+    icon = icons.icon("send", "#FFFFFF", "#5B6072")
+    image = icon.pixmap(QSize(24, 24), 1.0, QIcon.Mode.Disabled).toImage()
+    inked = [
+        image.pixelColor(x, y)
+        for x in range(24)
+        for y in range(24)
+        if image.pixelColor(x, y).alpha() > 200
+    ]
+    assert inked, "drawn when disabled"
+    assert all(c.red() < 120 for c in inked), "in the muted colour, not white on grey"

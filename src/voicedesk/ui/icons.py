@@ -50,17 +50,24 @@ def svg(name: str, color: str = "#000000") -> str:
 
 
 class _SvgEngine(QIconEngine):
-    """Renders the vector at whatever size and pixel ratio Qt asks for."""
+    """Renders the vector at whatever size and pixel ratio Qt asks for (a disabled
+    icon: its own colour when given, else the normal one faded)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, disabled: bytes | None = None) -> None:
         super().__init__()
         self._data = data
+        self._disabled_data = disabled
         self._renderer = QSvgRenderer(QByteArray(data))
+        self._disabled = QSvgRenderer(QByteArray(disabled)) if disabled else None
 
     def paint(self, painter: QPainter, rect: object, mode: QIcon.Mode, state: QIcon.State) -> None:
+        renderer = self._renderer
         if mode == QIcon.Mode.Disabled:
-            painter.setOpacity(0.45)
-        self._renderer.render(painter, QRectF(rect))  # type: ignore[call-overload]
+            if self._disabled is not None:
+                renderer = self._disabled
+            else:
+                painter.setOpacity(0.45)
+        renderer.render(painter, QRectF(rect))  # type: ignore[call-overload]
 
     def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
         pixmap = QPixmap(size)
@@ -72,10 +79,12 @@ class _SvgEngine(QIconEngine):
         return pixmap
 
     def clone(self) -> QIconEngine:
-        return _SvgEngine(self._data)
+        return _SvgEngine(self._data, self._disabled_data)
 
 
 @cache
-def icon(name: str, color: str) -> QIcon:
-    """The icon ``name`` in ``color`` (``#RRGGBB``), drawn from the vector at any size."""
-    return QIcon(_SvgEngine(svg(name, color).encode()))
+def icon(name: str, color: str, disabled: str | None = None) -> QIcon:
+    """The icon ``name`` in ``color`` (``#RRGGBB``; ``disabled``: its colour on a
+    disabled control), drawn from the vector at any size."""
+    off = svg(name, disabled).encode() if disabled else None
+    return QIcon(_SvgEngine(svg(name, color).encode(), off))

@@ -705,7 +705,7 @@ class MainWindow(QMainWindow):
             name = button.property("icon_name")
             if isinstance(name, str):
                 color = palette.on_accent if button.property("primary") else palette.text
-                button.setIcon(icons.icon(name, color))
+                button.setIcon(icons.icon(name, color, palette.muted))
         self._refresh_mute_icon()
 
     def _on_system_scheme(self, _scheme: object) -> None:

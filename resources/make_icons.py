@@ -6,6 +6,9 @@ Writes, next to this script: ``voicedesk.png`` (1024 px), ``voicedesk.ico`` (Win
 16-256 px), ``voicedesk.icns`` (macOS: 16-1024 px), and the window icon the app
 loads, ``src/voicedesk/ui/icon.png`` (256 px). ICO and ICNS are written here (PNG
 entries in the containers) so no Qt image plugin or macOS tool is needed.
+
+Also ``icons/<name>.svg``: the window's icon set as files (the app draws them from
+:data:`voicedesk.ui.icons.SVGS`, in the theme's colours; a test keeps the two equal).
 """
 
 from __future__ import annotations
@@ -85,8 +88,23 @@ def main() -> int:
     (HERE / "voicedesk.ico").write_bytes(ico(pngs))
     (HERE / "voicedesk.icns").write_bytes(icns(pngs))
     (HERE.parent / "src" / "voicedesk" / "ui" / "icon.png").write_bytes(pngs[256])
-    print("wrote voicedesk.png, voicedesk.ico, voicedesk.icns and src/voicedesk/ui/icon.png")
+    write_ui_icons()
+    print(
+        "wrote voicedesk.png, voicedesk.ico, voicedesk.icns, src/voicedesk/ui/icon.png "
+        "and icons/*.svg"
+    )
     return 0
+
+
+def write_ui_icons() -> None:
+    """The window's icons as SVG files (``currentColor`` strokes)."""
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from voicedesk.ui.icons import SVGS, svg
+
+    folder = HERE / "icons"
+    folder.mkdir(exist_ok=True)
+    for name in SVGS:
+        (folder / f"{name}.svg").write_text(svg(name, "currentColor") + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

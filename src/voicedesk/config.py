@@ -76,6 +76,12 @@ class Settings:
     wake_word: str | None = None  # a hotword's name or reference file; None: "hey eleven"
     push_to_talk: bool = False  # the microphone sends silence unless the talk key is held
     talk_key: str = "Space"  # the window's push-to-talk key (a Qt key sequence)
+    # Always at hand (the tray, global shortcuts, the window's place): ui/shell.py.
+    close_quits: bool = False  # closing the window quits even during a conversation
+    shortcut_start_end: str = "Ctrl+Alt+Space"  # a global shortcut (Qt key sequence; "": none)
+    shortcut_mute: str = "Ctrl+Alt+M"
+    window_geometry: str | None = None  # Qt's saveGeometry(), base64
+    compact: bool = False  # the window was in compact mode when it closed
     transport: str = "websocket"  # or "webrtc": the voice as WebRTC tracks (LiveKit)
     livekit_url: str | None = None  # a LiveKit server of one's own instead of the region's
     #: Per agent, per client tool: "allow", "ask" or "never" (unnamed tools: allowed).
@@ -83,6 +89,7 @@ class Settings:
     history: bool = True  # every conversation is written to the history as it happens
     history_days: int = 0  # conversations older than this are deleted; 0: kept
     reconnect_tries: int = 5  # automatic tries to continue after a network drop; 0: ask
+    theme: str = "system"  # the window: "system" (follow the platform), "light" or "dark"
 
     @classmethod
     def from_json(cls, data: Any) -> Settings:

@@ -193,6 +193,8 @@ class LaunchPlan:
     #: After a drop by the network, this many automatic tries to continue (0: none,
     #: the user is offered Continue instead).
     reconnect_tries: int = 0
+    #: The window's theme: "system", "light" or "dark".
+    theme: str = "system"
 
 
 def resolve(
@@ -272,6 +274,7 @@ def resolve(
         history=settings.history and not _opt(args, "no_history", False),
         history_days=max(0, int(settings.history_days or 0)),
         reconnect_tries=parse_tries(_opt(args, "reconnect_tries"), settings.reconnect_tries),
+        theme=settings.theme,
     )
 
 
@@ -701,6 +704,7 @@ class SettingsForm:
     livekit_url: str = ""
     history: bool = True
     history_days: int = 0
+    theme: str = "system"
     #: The built-in tools' permissions for the form's agent (the demo without one).
     tool_permissions: dict[str, str] = field(default_factory=dict)
 
@@ -725,6 +729,7 @@ def form_from_settings(settings: Settings) -> SettingsForm:
         livekit_url=settings.livekit_url or "",
         history=settings.history,
         history_days=settings.history_days,
+        theme=settings.theme,
         tool_permissions=_tool_permissions(settings, settings.agent_id or DEMO_AGENT_ID),
     )
 
@@ -803,6 +808,7 @@ def apply_settings_form(form: SettingsForm, settings: Settings) -> list[str]:
     settings.livekit_url = lk_url
     settings.history = form.history
     settings.history_days = max(0, int(form.history_days))
+    settings.theme = form.theme if form.theme in ("system", "light", "dark") else "system"
     _apply_tool_permissions(settings, agent_id or DEMO_AGENT_ID, form.tool_permissions)
     path = _save_settings(settings)
     said.insert(0, f"Settings saved in {path}.")

@@ -149,10 +149,10 @@ def namespace(**values: Any) -> argparse.Namespace:
 
 def _texts() -> str:
     """What the open windows show, for a failure message."""
-    from PySide6.QtWidgets import QTextBrowser
+    from voicedesk.ui.transcript_view import TranscriptView
 
     shown = []
     for widget in QApplication.topLevelWidgets():
-        for view in widget.findChildren(QTextBrowser):
+        for view in widget.findChildren(TranscriptView):
             shown.append(view.toPlainText())
     return repr(shown)[:2000]

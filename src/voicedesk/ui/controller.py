@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
 
@@ -326,6 +327,13 @@ class ConversationController(QObject):
         self._volume = min(1.0, max(0.0, volume))
         if self._conversation is not None:
             self._conversation.set_volume(self._volume)
+
+    def set_text_only(self, text_only: bool) -> None:
+        """Text or voice for the next conversation (a running one keeps its own)."""
+        plan = self.launcher.plan
+        if plan.options.text_only != text_only:
+            options = replace(plan.options, text_only=text_only)
+            self.launcher.set_plan(replace(plan, options=options))
 
     def switch_devices(
         self, *, input_device: int | None = None, output_device: int | None = None

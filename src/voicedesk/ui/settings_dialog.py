@@ -1,5 +1,7 @@
 """Settings: the agent (its environment and branch), the API key (OS keyring), the
-server or region, devices, echo cancellation, and whether to show the agent's reasoning;
+server or region; Audio: the devices with a microphone test (a live meter) and a
+speaker test (a chime), echo cancellation, text only; Appearance and history: the theme
+(previewed in the window at once), the history, whether to show the agent's reasoning;
 on the Hotword page, the hotword hands-free listens for, push-to-talk and its key, and
 the recorder that makes your own hotword (:class:`~voicedesk.ui.hotword_page.HotwordPage`).
 The dialog only collects a :class:`~voicedesk.launch.SettingsForm`; validating and
@@ -8,6 +10,7 @@ saving it is :func:`voicedesk.launch.apply_settings_form`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
@@ -16,9 +19,11 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QHBoxLayout,
     QKeySequenceEdit,
     QLabel,
     QLineEdit,
+    QPushButton,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -26,6 +31,20 @@ from PySide6.QtWidgets import (
 )
 
 from voicedesk.launch import DEFAULT_TALK_KEY, SettingsForm
+from voicedesk.ui.device_check import DeviceCheck
+from voicedesk.ui.theme import THEME_LABELS, THEMES
+from voicedesk.ui.widgets import LevelMeter
+
+
+@runtime_checkable
+class _Themed(Protocol):
+    """The window the dialog belongs to, as far as the theme preview needs it."""
+
+    @property
+    def theme_choice(self) -> str: ...
+
+    def set_theme(self, choice: str) -> None: ...
+
 
 REGIONS = ("", "global", "us", "eu", "in", "sg")
 DEFAULT_DEVICE = "System default"
@@ -109,15 +128,6 @@ class SettingsDialog(QDialog):
         self.user_id.setPlaceholderText("optional")
         grid.addRow("Your user ID", self.user_id)
 
-        self.input_device = self._device_combo("inputDeviceCombo", inputs, form.input_device)
-        grid.addRow("Microphone", self.input_device)
-        self.output_device = self._device_combo("outputDeviceCombo", outputs, form.output_device)
-        grid.addRow("Speaker", self.output_device)
-
-        self.echo = QCheckBox("Echo cancellation (turn off with headphones)")
-        self.echo.setObjectName("echoCancellationCheck")
-        self.echo.setChecked(form.echo_cancellation)
-        grid.addRow("", self.echo)
         self.transport = QComboBox()
         self.transport.setObjectName("transportCombo")
         self.transport.addItem("WebSocket (default)", "websocket")
@@ -132,10 +142,9 @@ class SettingsDialog(QDialog):
         self.livekit_url.setObjectName("livekitUrlInput")
         self.livekit_url.setPlaceholderText("optional: wss://… instead of the region's server")
         grid.addRow("LiveKit server", self.livekit_url)
-        self.text_only = QCheckBox("Text only (no microphone or speaker)")
-        self.text_only.setObjectName("textOnlyCheck")
-        self.text_only.setChecked(form.text_only)
-        grid.addRow("", self.text_only)
+        layout.addStretch(1)
+        self.tabs.addTab(self._build_audio_page(form, inputs, outputs), "Audio")
+        grid = self._build_conversation_page(form)
         self.history = QCheckBox("Keep a history of conversations (on this computer)")
         self.history.setObjectName("historyCheck")
         self.history.setChecked(form.history)
@@ -156,8 +165,6 @@ class SettingsDialog(QDialog):
         self.show_reasoning.setChecked(form.show_reasoning)
         grid.addRow("", self.show_reasoning)
 
-        layout.addStretch(1)
-
         self.hotword_page = self._build_hotword_page(form, hotwords, hotword_page)
         self.tabs.addTab(self.hotword_page, "Hotword")
         self.tabs.addTab(self._build_tools_page(form), "Tools")
@@ -165,7 +172,6 @@ class SettingsDialog(QDialog):
         self.error = QLabel()
         self.error.setObjectName("settingsError")
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #DC2626;")
         self.error.hide()
         outer.addWidget(self.error)
 
@@ -243,6 +249,120 @@ class SettingsDialog(QDialog):
         data = self.wake_word.itemData(at) if at >= 0 else None
         return str(data) if isinstance(data, str) else text
 
+    def _build_audio_page(
+        self, form: SettingsForm, inputs: Sequence[str], outputs: Sequence[str]
+    ) -> QWidget:
+        """The devices, with a live microphone meter and a chime for the speaker."""
+        page = QWidget()
+        page.setObjectName("audioPage")
+        grid = QFormLayout(page)
+        self.input_device = self._device_combo("inputDeviceCombo", inputs, form.input_device)
+        self.mic_test = QPushButton("Test")
+        self.mic_test.setObjectName("micTestButton")
+        self.mic_test.setCheckable(True)
+        self.mic_test.setAccessibleName("Test the microphone")
+        self.mic_test.setAccessibleDescription("Show the chosen microphone's level as you speak")
+        self.mic_meter = LevelMeter("Microphone test level")
+        self.mic_meter.setObjectName("micTestMeter")
+        self.mic_meter.setAccessibleDescription("The microphone's level while the test runs")
+        row = QHBoxLayout()
+        row.addWidget(self.input_device, 1)
+        row.addWidget(self.mic_test)
+        grid.addRow("Microphone", row)
+        grid.addRow("", self.mic_meter)
+        self.output_device = self._device_combo("outputDeviceCombo", outputs, form.output_device)
+        self.speaker_test = QPushButton("Play a chime")
+        self.speaker_test.setObjectName("speakerTestButton")
+        self.speaker_test.setAccessibleName("Test the speaker")
+        self.speaker_test.setAccessibleDescription("Play a short chime on the chosen speaker")
+        row = QHBoxLayout()
+        row.addWidget(self.output_device, 1)
+        row.addWidget(self.speaker_test)
+        grid.addRow("Speaker", row)
+        self.device_note = QLabel("")
+        self.device_note.setObjectName("deviceTestNote")
+        self.device_note.setWordWrap(True)
+        grid.addRow("", self.device_note)
+
+        self.echo = QCheckBox("Echo cancellation (turn off with headphones)")
+        self.echo.setObjectName("echoCancellationCheck")
+        self.echo.setChecked(form.echo_cancellation)
+        grid.addRow("", self.echo)
+        self.text_only = QCheckBox("Text only (no microphone or speaker)")
+        self.text_only.setObjectName("textOnlyCheck")
+        self.text_only.setChecked(form.text_only)
+        grid.addRow("", self.text_only)
+
+        self.device_check = DeviceCheck(self)
+        self.device_check.levelChanged.connect(self.mic_meter.set_level)
+        self.device_check.micChanged.connect(self._on_mic_test)
+        self.device_check.failed.connect(self._on_device_failed)
+        self.device_check.chimeFinished.connect(
+            lambda: self.device_note.setText("The chime played. Did you hear it?")
+        )
+        self.mic_test.toggled.connect(self._toggle_mic_test)
+        self.speaker_test.clicked.connect(self._play_chime)
+        self.input_device.currentIndexChanged.connect(lambda _: self._restart_mic_test())
+        return page
+
+    def _build_conversation_page(self, form: SettingsForm) -> QFormLayout:
+        """The look (theme), the history and the reasoning."""
+        page = QWidget()
+        page.setObjectName("conversationSettingsPage")
+        self.tabs.addTab(page, "Appearance and history")
+        grid = QFormLayout(page)
+        self.theme = QComboBox()
+        self.theme.setObjectName("themeCombo")
+        self.theme.setAccessibleName("Theme")
+        self.theme.setAccessibleDescription("Light, dark, or as the system says")
+        for value in THEMES:
+            self.theme.addItem(THEME_LABELS[value], value)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(form.theme)))
+        self._theme_before = form.theme
+        self.theme.currentIndexChanged.connect(lambda _: self._preview_theme())
+        grid.addRow("Theme", self.theme)
+        return grid
+
+    def _preview_theme(self) -> None:
+        """The window shows the chosen theme at once (Cancel puts the old one back)."""
+        window = self.parentWidget()
+        if isinstance(window, _Themed):
+            window.set_theme(str(self.theme.currentData()))
+
+    def _toggle_mic_test(self, on: bool) -> None:
+        if on:
+            self.device_note.setText("Speak: the meter shows what the microphone hears.")
+            self.device_check.start_mic(self.input_device.currentData())
+        else:
+            self.device_check.stop_mic()
+
+    def _restart_mic_test(self) -> None:
+        if self.device_check.mic_running:
+            self.device_check.start_mic(self.input_device.currentData())
+
+    def _on_mic_test(self, on: bool) -> None:
+        self.mic_test.blockSignals(True)
+        self.mic_test.setChecked(on)
+        self.mic_test.blockSignals(False)
+        self.mic_test.setText("Stop" if on else "Test")
+
+    def _play_chime(self) -> None:
+        self.device_note.setText("Playing a chime…")
+        self.device_check.play_chime(self.output_device.currentData())
+
+    def _on_device_failed(self, sentence: str) -> None:
+        self._on_mic_test(self.device_check.mic_running)
+        self.device_note.setText(sentence)
+
+    def done(self, result: int) -> None:
+        """Closing stops the device tests; Cancel puts the theme back."""
+        self.device_check.close()
+        if result != QDialog.DialogCode.Accepted:
+            window = self.parentWidget()
+            if isinstance(window, _Themed) and window.theme_choice != self._theme_before:
+                window.set_theme(self._theme_before)
+        super().done(result)
+
     @staticmethod
     def _device_combo(name: str, devices: Sequence[str], current: str | None) -> QComboBox:
         combo = QComboBox()
@@ -310,9 +430,14 @@ class SettingsDialog(QDialog):
             livekit_url=self.livekit_url.text(),
             history=self.history.isChecked(),
             history_days=self.history_days.value(),
+            theme=str(self.theme.currentData()),
             tool_permissions={t: str(c.currentData()) for t, c in self.tool_permissions.items()},
         )
 
     def show_error(self, sentence: str) -> None:
         self.error.setText(sentence)
         self.error.show()
+
+    def add_page(self, page: QWidget, title: str) -> None:
+        """A page built elsewhere (the Desktop page: ui/desktop_page.py), as a tab."""
+        self.tabs.addTab(page, title)

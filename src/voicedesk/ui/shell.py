@@ -12,12 +12,13 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
+    QByteArray,
     QEvent,
     QMessageLogContext,
     QObject,
@@ -26,7 +27,7 @@ from PySide6.QtCore import (
     qInstallMessageHandler,
 )
 from PySide6.QtGui import QGuiApplication, QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from voicedesk import APP_NAME, __version__
 from voicedesk.config import Settings, load_api_key, load_settings, save_settings
@@ -41,9 +42,12 @@ from voicedesk.launch import (
 )
 from voicedesk.tools import ToolRegistry
 from voicedesk.ui.controller import ConversationController
+from voicedesk.ui.desktop_page import DesktopChoices, DesktopPage
 from voicedesk.ui.flash import OverlayFlash
 from voicedesk.ui.hotword_page import HotwordPage
 from voicedesk.ui.settings_dialog import SettingsDialog
+from voicedesk.ui.shortcuts import MUTE, START_END, GlobalShortcuts, parse_bindings
+from voicedesk.ui.tray import Notifier, TrayIcon
 from voicedesk.ui.window import DeviceChoice, MainWindow
 
 if TYPE_CHECKING:
@@ -70,6 +74,13 @@ class WindowShell(QObject):
 
     ``args`` are the parsed command-line options; they keep priority over saved
     settings when the plan is worked out again after Settings change.
+
+    Always at hand: the tray icon (:class:`~voicedesk.ui.tray.TrayIcon`, shown where
+    the desktop has a tray; ``system_tray`` overrides Qt's answer for tests), the global
+    shortcuts (``shortcut_env``: the environment that decides their backend), the close
+    policy (closing the window during a conversation hides it in the tray unless
+    Settings say closing quits) and the window's size, position and mode, saved when it
+    closes and restored here.
     """
 
     def __init__(
@@ -80,6 +91,9 @@ class WindowShell(QObject):
         *,
         tools_factory: Callable[[], ToolRegistry] | None = None,
         demo_config: AgentConfig | None = None,
+        system_tray: bool | None = None,
+        notifier: Notifier | None = None,
+        shortcut_env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.args = args
@@ -111,6 +125,24 @@ class WindowShell(QObject):
         self.devices: list[DeviceInfo] = []
         self._probe: QObject | None = None
 
+        self._quitting = False
+        has_tray = QSystemTrayIcon.isSystemTrayAvailable() if system_tray is None else system_tray
+        self.tray = TrayIcon(
+            self.controller, self.window, available=has_tray, notifier=notifier, parent=self
+        )
+        self.tray.quitRequested.connect(self.quit)
+        self.tray.compactRequested.connect(self.set_compact)
+        if not has_tray:
+            logger.info(
+                "no system tray on this desktop: no tray icon, and closing the window quits"
+            )
+        self.window.compactChanged.connect(self._compact_changed)
+        self._close_guard = _CloseGuard(self.window, self._hide_instead_of_closing)
+        self.shortcuts = GlobalShortcuts(shortcut_env, parent=self)
+        self.shortcuts.triggered.connect(self._global_shortcut)
+        if not settings.compact:
+            self._restore_geometry()
+
     # ------------------------------------------------------------------ parts
 
     def _tools(self) -> ToolRegistry:
@@ -132,11 +164,19 @@ class WindowShell(QObject):
         if probe:
             self._probe = _FirstPaintProbe(probe, self.window)
         self.window.show()
+        if self.settings.compact:
+            # Compact mode is entered once the window has laid itself out (before that
+            # its first show gives the full layout's minimum size back); the full size
+            # is then the default one.
+            self.set_compact(True)
+            self._restore_geometry()
+        self.tray.show()
         QTimer.singleShot(0, self.after_show)
 
     def after_show(self) -> None:
         """Work that waits until the window is visible."""
         self.controller.launcher.preload()
+        self.apply_shortcuts()
         plan = self.controller.plan
         if not plan.options.text_only:
             self.run(self.load_devices(), "list the audio devices")
@@ -177,6 +217,11 @@ class WindowShell(QObject):
         names_in = [d.name for d in self.devices if d.is_input]
         names_out = [d.name for d in self.devices if d.is_output]
         page = self._hotword_page()
+        desktop = DesktopPage(
+            DesktopChoices.of(self.settings),
+            shortcuts_sentence=self.shortcuts.sentence,
+            has_tray=self.tray.available,
+        )
         dialog = SettingsDialog(
             form_from_settings(self.settings),
             inputs=names_in,
@@ -186,13 +231,14 @@ class WindowShell(QObject):
             hotword_page=page,
             parent=self.window,
         )
+        dialog.add_page(desktop, "Desktop")
         page.chosen_hotword = dialog.chosen_hotword
         page.built.connect(dialog.add_hotword)
         wake_word = self.controller.plan.wake_word
         # The takes and the live test must not start a conversation.
         self.controller.pause_hands_free(True)
         try:
-            self._run_settings(dialog)
+            self._run_settings(dialog, desktop)
         finally:
             self.run(page.detach(), "close the microphone")
             self.controller.pause_hands_free(False)
@@ -211,14 +257,17 @@ class WindowShell(QObject):
         recorder = TakeRecorder(self.controller.launcher.ensure_engine)
         return HotwordPage(recorder, HotwordTester(recorder), self.run)
 
-    def _run_settings(self, dialog: SettingsDialog) -> None:
+    def _run_settings(self, dialog: SettingsDialog, desktop: DesktopPage) -> None:
         while dialog.exec():
             form = dialog.form()
+            choices = desktop.choices()
             try:
+                parse_bindings(_shortcut_keys(choices))
                 said = apply_settings_form(form, self.settings)
             except ValueError as exc:
                 dialog.show_error(str(exc))
                 continue
+            self._apply_desktop(choices)
             if form.api_key:
                 self._session_key = form.api_key.strip()
             elif form.api_key == "":
@@ -272,13 +321,125 @@ class WindowShell(QObject):
         self.settings.volume = self.window.volume.value() / 100
         save_settings(self.settings)
 
+    # ------------------------------------------------------------------ always at hand
+
+    def apply_shortcuts(self) -> list[str]:
+        """Grab the global shortcuts the settings name; sentences of those that failed
+        (shown in the banner as well as logged)."""
+        try:
+            problems = self.shortcuts.apply(_shortcut_keys(DesktopChoices.of(self.settings)))
+        except ValueError as exc:  # a settings file edited by hand
+            problems = [str(exc)]
+            logger.warning("global shortcuts: %s", exc)
+        if problems:
+            self.window.banner.show_message(" ".join(problems))
+        return problems
+
+    def _apply_desktop(self, choices: DesktopChoices) -> None:
+        before = DesktopChoices.of(self.settings)
+        choices.store(self.settings)
+        if choices == before:
+            return
+        self._save_settings()
+        if (choices.shortcut_start_end, choices.shortcut_mute) != (
+            before.shortcut_start_end,
+            before.shortcut_mute,
+        ):
+            self.apply_shortcuts()
+
+    def _global_shortcut(self, action: str) -> None:
+        """A global shortcut was pressed (on the Qt thread: the signal is queued)."""
+        logger.info("global shortcut: %s", action)
+        if action == START_END:
+            self.tray.start_or_end()
+        elif action == MUTE:
+            self.tray.toggle_mute()
+
+    def set_compact(self, on: bool) -> None:
+        """Compact mode on or off (the tray's entry; the window tells the rest)."""
+        self.window.set_compact(on)
+        self.tray.set_compact_checked(self.window.compact)
+
+    def _compact_changed(self, on: bool) -> None:
+        self.tray.set_compact_checked(on)
+        if self.settings.compact != on:
+            self.settings.compact = on
+            self._save_settings()
+
+    def _restore_geometry(self) -> None:
+        saved = self.settings.window_geometry
+        if saved and not self.window.restoreGeometry(QByteArray.fromBase64(saved.encode())):
+            logger.info("the saved window geometry does not fit the screens now; not used")
+
+    def save_window_state(self) -> None:
+        """The window's size, position and mode into the settings file."""
+        geometry = self.window.saveGeometry().toBase64().data()
+        self.settings.window_geometry = bytes(geometry).decode("ascii")
+        self.settings.compact = self.window.compact
+        self._save_settings()
+
+    def _save_settings(self) -> None:
+        try:
+            save_settings(self.settings)
+        except OSError as exc:
+            logger.warning("settings could not be saved: %s", exc)
+
     # ------------------------------------------------------------------ closing
 
+    def _hide_instead_of_closing(self) -> bool:
+        """The window's close: ``True`` hides it in the tray (a conversation runs, a
+        tray exists, closing does not quit by the settings); ``False`` closes."""
+        c = self.controller
+        running = c.status in ("connecting", "connected") or c.is_starting
+        if self._quitting or not running or not self.tray.available or self.settings.close_quits:
+            return False
+        self.save_window_state()
+        logger.info("window closed during a conversation: it goes on in the tray")
+        self.tray.notifier(
+            "voicedesk is still running",
+            "The conversation goes on. The tray icon shows the window, ends it or quits.",
+            False,
+        )
+        return True
+
+    def quit(self) -> None:
+        """Quit (the tray's Quit): close the window whatever the policy; the app ends
+        the conversation cleanly (:meth:`shutdown`) once :attr:`closed` is set."""
+        self._quitting = True
+        self.window.close()
+        self._window_closed()
+
     def _window_closed(self) -> None:
+        if not self.closed.is_set():
+            self.save_window_state()
         self.closed.set()
 
     async def shutdown(self) -> None:
+        self.shortcuts.stop()
+        self.tray.hide()
         await self.controller.shutdown()
+
+
+class _CloseGuard(QObject):
+    """Sees the window's close before the window does; ``hide()`` says when the window
+    hides instead (the close is ignored and the window's own close handler not run)."""
+
+    def __init__(self, window: MainWindow, hide: Callable[[], bool]) -> None:
+        super().__init__(window)
+        self._window = window
+        self._hide = hide
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._window and event.type() == QEvent.Type.Close and self._hide():
+            event.ignore()
+            self._window.hide()
+            return True
+        return False
+
+
+def _shortcut_keys(choices: DesktopChoices) -> dict[str, str]:
+    return {START_END: choices.shortcut_start_end, MUTE: choices.shortcut_mute}
 
 
 class _FirstPaintProbe(QObject):

@@ -76,7 +76,16 @@ class SpeakingIndicator(QLabel):
         self._timer = QTimer(self)
         self._timer.setInterval(1000 // ANIMATION_FPS)
         self._timer.timeout.connect(self.update)
+        self._colors = (SPEAKING_COLOR, IDLE_COLOR)
         self.set_speaking(False)
+
+    def set_colors(self, speaking: str, listening: str) -> None:
+        """The theme's colours for the two states (text and dot)."""
+        self._colors = (speaking, listening)
+        self._apply_color()
+
+    def _apply_color(self) -> None:
+        self.setStyleSheet(f"color: {self._colors[0] if self._speaking else self._colors[1]};")
 
     @property
     def speaking(self) -> bool:
@@ -91,8 +100,7 @@ class SpeakingIndicator(QLabel):
         text = "Agent speaking" if speaking else "Agent listening"
         self.setText(text)
         self.setAccessibleName(text)
-        color = SPEAKING_COLOR if speaking else IDLE_COLOR
-        self.setStyleSheet(f"color: {color};")
+        self._apply_color()
         if speaking and self.isEnabled():
             self._started = time.monotonic()
             self._timer.start()
@@ -114,17 +122,42 @@ class SpeakingIndicator(QLabel):
         if self._speaking:
             phase = (time.monotonic() - self._started) * 2 * math.pi / 0.9
             radius = 5 + 2.5 * (1 + math.sin(phase)) / 2
-            halo = QColor(SPEAKING_COLOR)
+            halo = QColor(self._colors[0])
             halo.setAlphaF(0.25)
             painter.setBrush(halo)
             painter.drawEllipse(
                 QRectF(10 - radius - 2, cy - radius - 2, 2 * radius + 4, 2 * radius + 4)
             )
-            painter.setBrush(QColor(SPEAKING_COLOR))
+            painter.setBrush(QColor(self._colors[0]))
             painter.drawEllipse(QRectF(10 - radius, cy - radius, 2 * radius, 2 * radius))
         else:
-            painter.setBrush(QColor(IDLE_COLOR))
+            painter.setBrush(QColor(self._colors[1]))
             painter.drawEllipse(QRectF(5, cy - 5, 10, 10))
+
+
+class ElidedLabel(QLabel):
+    """One line that ends in "…" when the room is short (the whole text as tooltip)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 8)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        shown = self.fontMetrics().elidedText(
+            self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width()
+        )
+        painter.drawText(
+            self.contentsRect(),
+            int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft),
+            shown,
+        )
 
 
 class LevelMeter(QWidget):
@@ -176,10 +209,7 @@ class ErrorBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("errorBanner")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet(
-            "#errorBanner { background: #FEE2E2; border: 1px solid #EF4444; border-radius: 4px; }"
-            " #errorBanner QLabel { color: #7F1D1D; }"
-        )
+        # Its colours: the window's theme (ui/theme.py, #errorBanner).
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 4, 4)
         self.label = QLabel(self)
@@ -263,10 +293,7 @@ class ApprovalCard(QFrame):
         self.tool_call_id = tool_call_id
         self.setObjectName("mcpApprovalCard")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet(
-            "#mcpApprovalCard { background: #FEF3C7; border: 1px solid #F59E0B;"
-            " border-radius: 6px; } #mcpApprovalCard QLabel { color: #78350F; }"
-        )
+        # Its colours: the window's theme (ui/theme.py, #mcpApprovalCard).
         self.setAccessibleName("Approval needed")
         self.setAccessibleDescription(question)
         layout = QVBoxLayout(self)
@@ -355,7 +382,6 @@ class ToolPermissionCard(ApprovalCard):
     ) -> None:
         super().__init__(tool_call_id, question, parameters, seconds, parent)
         self.setObjectName("toolPermissionCard")
-        self.setStyleSheet(self.styleSheet().replace("#mcpApprovalCard", "#toolPermissionCard"))
         self.setAccessibleName("Permission needed")
         self.approve_button.setText("Allow once")
         self.approve_button.setAccessibleDescription("Let the agent run this tool this time")

@@ -488,6 +488,15 @@ class Launcher:
         audio engine with soxr and WebRTC: ~0.5 s) in a worker thread, so the event
         loop, which is the GUI's in the window, never stalls on an import. Idempotent."""
         if self._preload is None or (self._preload.done() and self._preload.exception()):
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                # A Qt callback while the asyncio loop is not running (a dialog's own
+                # event loop, a test processing events): a task made now would take its
+                # first step outside the loop and fail. The imports wait for the next call.
+                done: asyncio.Future[None] = asyncio.get_event_loop().create_future()
+                done.set_result(None)
+                return done
             modules: list[str] = []
             if self._plan.demo:
                 modules.append("voicedesk.localagent")

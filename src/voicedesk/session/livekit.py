@@ -362,6 +362,7 @@ class _LiveKitMedia:
         # No queue in the SDK: each 10 ms frame goes straight to the encoder (its queue,
         # 1 s by default, fills on every late chunk and never drains: latency).
         self._source = rtc.AudioSource(AUDIO_FORMAT.sample_rate, 1, queue_size_ms=0)
+        self._partial = b""
 
     async def publish_microphone(self) -> None:
         rtc = self._rtc
@@ -371,9 +372,12 @@ class _LiveKitMedia:
 
     async def send(self, pcm: bytes) -> None:
         step = 2 * SOURCE_FRAME_SAMPLES
-        for start in range(0, len(pcm) - step + 1, step):
+        data = self._partial + pcm if self._partial else pcm
+        whole = len(data) - len(data) % step
+        self._partial = data[whole:]  # a chunk that is not a multiple of 10 ms
+        for start in range(0, whole, step):
             frame = self._rtc.AudioFrame(
-                pcm[start : start + step], AUDIO_FORMAT.sample_rate, 1, SOURCE_FRAME_SAMPLES
+                data[start : start + step], AUDIO_FORMAT.sample_rate, 1, SOURCE_FRAME_SAMPLES
             )
             await self._source.capture_frame(frame)
 

@@ -37,8 +37,9 @@ AUDIBLE_HANGOVER_MS = 400
 INTERRUPTED_SETTLE_MS = 120
 #: The SDK's direct capture takes 10 ms frames.
 SOURCE_FRAME_SAMPLES = AUDIO_FORMAT.sample_rate // 100
-#: The agent's track comes to Python in frames this long (the SDK's 10 ms by default:
-#: each frame is a call from the SDK's thread into Python).
+#: The agent's track comes to Python in frames this long (the SDK's default is 10 ms;
+#: each frame is a call from the SDK's thread into Python). 20 ms: 3-7 points less CPU,
+#: ~11 ms more agent-to-speaker latency than 10 (bench/transport.py, bench/README.md).
 AGENT_FRAME_MS = 20
 MIC_QUEUE_CHUNKS = 25  # microphone chunks waiting for the room at most (~0.5 s)
 #: The room's disconnect reasons that mean the service ended the call (others: lost).

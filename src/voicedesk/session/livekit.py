@@ -37,10 +37,10 @@ AUDIBLE_HANGOVER_MS = 400
 INTERRUPTED_SETTLE_MS = 120
 #: The SDK's direct capture takes 10 ms frames.
 SOURCE_FRAME_SAMPLES = AUDIO_FORMAT.sample_rate // 100
-#: The agent's track comes to Python in frames this long (the SDK's default is 10 ms;
-#: each frame is a call from the SDK's thread into Python). 20 ms: 3-7 points less CPU,
-#: ~11 ms more agent-to-speaker latency than 10 (bench/transport.py, bench/README.md).
-AGENT_FRAME_MS = 20
+#: The agent's track comes to Python in frames this long (the SDK's default; each frame
+#: is a call from the SDK's thread into Python). 20 ms cost 2-5 points less CPU but made
+#: the agent's first sound 11-30 ms later, and less regular (bench/README.md).
+AGENT_FRAME_MS = 10
 MIC_QUEUE_CHUNKS = 25  # microphone chunks waiting for the room at most (~0.5 s)
 #: The room's disconnect reasons that mean the service ended the call (others: lost).
 ENDED_BY_SERVER = frozenset({"ROOM_DELETED", "ROOM_CLOSED", "PARTICIPANT_REMOVED"})

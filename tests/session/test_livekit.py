@@ -23,7 +23,13 @@ from voicedesk.protocol.events import UserTranscript
 from voicedesk.protocol.machine import Connected, Disconnected, ModeChanged, Status
 from voicedesk.session import Conversation, ConversationOptions, TransportNotice
 from voicedesk.session.endpoints import EndpointError, livekit_url
-from voicedesk.session.livekit import AudibleGate, MediaBridge, Room, conversation_id_of
+from voicedesk.session.livekit import (
+    AudibleGate,
+    MediaBridge,
+    Room,
+    _LiveKitMedia,
+    conversation_id_of,
+)
 from voicedesk.tools import ClientTool, ToolDefinition, ToolRegistry
 
 RATE = 48000
@@ -409,3 +415,24 @@ async def test_the_local_agent_without_a_livekit_server_uses_the_websocket(
     assert not quiet_agent.token_queries
     assert audio.formats is not None, "voice runs, over the websocket"
     await conversation.end()
+
+
+async def test_the_microphone_reaches_the_sdk_in_10_ms_frames_whatever_the_chunk() -> None:
+    """The SDK's direct capture (no queue: no added latency) takes 10 ms frames only; a
+    chunk of another length is cut into them and its remainder goes with the next one,
+    so no microphone audio is lost or refused."""
+    media = _LiveKitMedia(object())
+    frames: list[bytes] = []
+    capture = media._source.capture_frame
+
+    async def counted(frame: rtc.AudioFrame) -> None:
+        await capture(frame)  # the real source: refuses anything but 10 ms
+        frames.append(bytes(frame.data.cast("B")))
+
+    media._source.capture_frame = counted  # type: ignore[method-assign]
+    speech = tone(100)
+    for start in range(0, len(speech), 2 * 1200):  # 25 ms chunks
+        await media.send(speech[start : start + 2 * 1200])
+    assert [len(f) for f in frames] == [2 * 480] * 10
+    assert b"".join(frames) == speech
+    await media._source.aclose()

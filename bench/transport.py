@@ -45,12 +45,25 @@ every process):
   during the tone;
 - CPU: % of one core used by the client process (everything it runs: the
   conversation, the audio engine, the LiveKit SDK and its libwebrtc threads) during
-  the tone. The stand-ins run in the bench's own process, the link in another.
+  the tone, and the same per thread name (``/proc/<pid>/task``). The stand-ins run in
+  the agent side's process and the link in the bench's own: neither is counted, nor is
+  the sound server's.
+
+Where the time goes, measured the same way for both transports inside the client:
+"of which until our chunk goes to the transport" (the burst's first loud chunk handed
+to ``Conversation.on_mic_audio``) and "of which until it reaches our playback queue"
+(the agent's first loud audio handed to ``AudioEngine.play``). For WebRTC, the SDK's
+own statistics give libwebrtc's jitter buffer (NetEq) over the call (mean delay,
+target, minimum) and the agent side's sending regularity (p95 lateness of its 20 ms
+frames: jitter the client's NetEq then has to absorb). ``--sdk-defaults`` adds a
+WebRTC case whose media bridge uses the SDK's defaults (a 1 s audio-source queue, 10 ms
+frames from the agent's track): the state before tuning, in the same run.
 
 Medians over ``--trials`` for the latencies (range beside them).
 
 Run: ``eval "$(scripts/pulse-null-sinks)"; .venv/bin/python bench/transport.py``
-(as root; ~5 min with the defaults; ``--seconds``, ``--trials``, ``--only`` to shorten).
+(as root; ~3.5 min with the defaults; ``--seconds``, ``--trials``, ``--only``,
+``--conditions`` to shorten).
 """
 
 from __future__ import annotations
@@ -286,7 +299,10 @@ async def _client(config: dict[str, Any]) -> int:
     for module in (endpoints, conversation_module):
         setattr(module, "is_loopback_host", loopback_or_agent)  # noqa: B010
 
+    if config.get("sdk_defaults"):
+        _use_sdk_defaults()
     engine = AudioEngine(AudioSettings())
+    _report_onsets(engine)
     conversation = Conversation(
         ConversationOptions(
             agent_id="bench",
@@ -296,20 +312,100 @@ async def _client(config: dict[str, Any]) -> int:
         ),
         audio=engine,
     )
+    _report_mic_onsets(conversation)
     try:
         ok = await conversation.start()
         print(json.dumps({"connected": ok and not conversation.is_text_only}), flush=True)
         if ok:
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        glitches = {
+        glitches: dict[str, Any] = {
             "underruns": engine.speaker_underruns,
             "overflows": engine.microphone_overflows,
         }
+        room = getattr(getattr(conversation, "_transport", None), "_room", None)
+        if room is not None:
+            glitches["jitter_buffer"] = await _jitter_buffer(room)
     finally:
         await conversation.end()
         await engine.close()
     print(json.dumps(glitches), flush=True)
     return 0
+
+
+def _use_sdk_defaults() -> None:
+    """The media bridge as it was before its tuning, for a before/after in one run: the
+    SDK's 1 s audio-source queue (drained by its 10 ms ticker) and 10 ms frames from the
+    agent's track."""
+    from livekit import rtc
+
+    from voicedesk.session import livekit
+
+    class QueuedSource(rtc.AudioSource):
+        def __init__(self, sample_rate: int, num_channels: int, **_: Any) -> None:
+            super().__init__(sample_rate, num_channels, queue_size_ms=1000)
+
+    setattr(rtc, "AudioSource", QueuedSource)  # noqa: B010
+    setattr(livekit, "AGENT_FRAME_MS", None)  # noqa: B010
+
+
+async def _jitter_buffer(room: Any) -> dict[str, float]:
+    """libwebrtc's jitter buffer (NetEq) on the agent's track over the call, from the
+    SDK's stats: mean delay, target and minimum, ms per emitted sample."""
+    stats = await room.get_rtc_stats()
+    for entry in [*stats.subscriber_stats, *stats.publisher_stats]:
+        if entry.WhichOneof("stats") != "inbound_rtp":
+            continue
+        inbound = entry.inbound_rtp.inbound
+        emitted = inbound.jitter_buffer_emitted_count
+        if entry.inbound_rtp.stream.kind == "audio" and emitted:
+            return {
+                "delay_ms": 1000 * inbound.jitter_buffer_delay / emitted,
+                "target_ms": 1000 * inbound.jitter_buffer_target_delay / emitted,
+                "minimum_ms": 1000 * inbound.jitter_buffer_minimum_delay / emitted,
+                "concealed_ms": 1000 * inbound.concealed_samples / 48000,
+            }
+    return {}
+
+
+class _Onsets:
+    """Prints ``{"onset": where, "at": t}`` when audio turns loud after a quiet while:
+    the split of a latency into the transport's part and ours, the same for both."""
+
+    def __init__(self, where: str, quiet_s: float = 0.3) -> None:
+        self.where = where
+        self.quiet_s = quiet_s
+        self.last_loud = 0.0
+
+    def see(self, pcm: bytes) -> None:
+        samples = np.frombuffer(pcm, dtype="<i2")
+        if not samples.size or int(np.abs(samples.astype(np.int32)).max()) <= LOUD:
+            return
+        now = time.monotonic()
+        if now - self.last_loud > self.quiet_s:
+            print(json.dumps({"onset": self.where, "at": now}), flush=True)
+        self.last_loud = now
+
+
+def _report_onsets(engine: Any) -> None:
+    """The agent's audio as it reaches our playback queue (either transport)."""
+    play, onsets = engine.play, _Onsets("play")
+
+    def timed_play(audio: bytes) -> None:
+        onsets.see(audio)
+        play(audio)
+
+    engine.play = timed_play
+
+
+def _report_mic_onsets(conversation: Any) -> None:
+    """The microphone's chunk as it is handed to the transport (either transport)."""
+    on_mic, onsets = conversation.on_mic_audio, _Onsets("mic")
+
+    def timed_mic(audio: bytes) -> None:
+        onsets.see(audio)
+        on_mic(audio)
+
+    conversation.on_mic_audio = timed_mic
 
 
 class Client:
@@ -319,6 +415,7 @@ class Client:
         self.process = process
         self.log = log
         self.ps = psutil.Process(process.pid)  # ip netns exec execs: this is python
+        self.onsets: dict[str, list[float]] = {"play": [], "mic": []}
 
     @classmethod
     async def start(cls, namespace: str, config: dict[str, Any], log: IO[bytes]) -> Client:
@@ -343,9 +440,23 @@ class Client:
         times = self.ps.cpu_times()
         return float(times.user + times.system)
 
-    async def stop(self) -> dict[str, int]:
+    def thread_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds per thread name (``/proc/<pid>/task/*/comm``; threads of one name,
+        e.g. a pool's, summed)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        by_name: dict[str, float] = {}
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                name = (task / "comm").read_text().strip()
+                # The fields after the name: utime and stime are the 12th and 13th.
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                seconds = (int(fields[11]) + int(fields[12])) / ticks
+                by_name[name] = by_name.get(name, 0.0) + seconds
+        return by_name
+
+    async def stop(self) -> dict[str, Any]:
         process = self.process
-        glitches: dict[str, int] = {}
+        glitches: dict[str, Any] = {}
         try:
             if process.returncode is None and process.stdin is not None:
                 process.stdin.write(b"stop\n")
@@ -354,7 +465,11 @@ class Client:
             async with asyncio.timeout(20):
                 while line := await process.stdout.readline():
                     with contextlib.suppress(ValueError):
-                        glitches = json.loads(line)
+                        message = json.loads(line)
+                        if "onset" in message:
+                            self.onsets[message["onset"]].append(message["at"])
+                        else:
+                            glitches = message
                 await process.wait()
         except (TimeoutError, OSError):
             with contextlib.suppress(ProcessLookupError):
@@ -485,22 +600,26 @@ def _patch_aiortc(opus_kbps: int) -> None:
 
 
 class WebrtcAgent:
-    name = "WebRTC"
-
-    def __init__(self) -> None:
+    def __init__(self, sdk_defaults: bool = False) -> None:
         from tests.webrtc.standin import LiveKitStandIn
 
         from voicedesk.localagent import AgentConfig, LocalAgentServer
 
+        #: The client's media bridge with the SDK's defaults (its state before tuning).
+        self.sdk_defaults = sdk_defaults
+        self.name = "WebRTC, SDK defaults" if sdk_defaults else "WebRTC"
         self.tokens = LocalAgentServer(AgentConfig(ping_interval_s=None), host=AGENT_ADDRESS)
         self.standin = LiveKitStandIn(room_name="RM_conv_bench0transport", host=AGENT_ADDRESS)
         self._first_loud_frame: float | None = None
         self._first_loud = asyncio.Event()
+        #: When each 20 ms frame of the agent's track was taken to be sent.
+        self.frame_times: list[float] = []
         self._event_id = 0
         take = self.standin.voice._take_frame
 
         def timed_take() -> npt.NDArray[np.int16]:
             frame = take()
+            self.frame_times.append(time.monotonic())
             if self._first_loud_frame is None and int(np.abs(frame.astype(np.int32)).max()) > LOUD:
                 self._first_loud_frame = time.monotonic()
                 self._first_loud.set()
@@ -513,6 +632,7 @@ class WebrtcAgent:
             "transport": "webrtc",
             "server_url": self.tokens.http_url,
             "livekit_url": self.standin.url,
+            "sdk_defaults": self.sdk_defaults,
         }
 
     async def start(self) -> None:
@@ -568,13 +688,20 @@ class Case:
     mic_to_agent_ms: list[float] = field(default_factory=list)
     mic_to_agent_decoded_ms: list[float] = field(default_factory=list)
     agent_to_speaker_ms: list[float] = field(default_factory=list)
+    #: The parts: agent -> our playback queue (engine.play); microphone burst -> its
+    #: chunk handed to the transport (Conversation.on_mic_audio).
+    agent_to_playback_ms: list[float] = field(default_factory=list)
+    mic_to_transport_ms: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)  # each gap's length, ms
     tone_s: float = 0.0
     heard_s: float = 0.0
     window_s: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)  # the link's, during the tone
     cpu_percent: float = float("nan")
-    glitches: dict[str, int] = field(default_factory=dict)
+    send_jitter_ms: float = float("nan")  # the WebRTC stand-in's sending, during the tone
+    #: % of one core per thread name of the client during the tone (the largest first).
+    cpu_by_thread: dict[str, float] = field(default_factory=dict)
+    glitches: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
     @property
@@ -664,14 +791,18 @@ async def measure(
             await first_loud(rig.speaker, sent, 10)
             await asyncio.sleep(1.8)
 
+            spoken: list[float] = []  # when each trial's agent tone / mic burst began
+            bursts: list[float] = []
             for _ in range(args.trials):
                 sent = await agent.speak(0.5)
                 heard = await first_loud(rig.speaker, sent, 10)
                 case.agent_to_speaker_ms.append(1000 * (heard - sent))
+                spoken.append(sent)
                 await asyncio.sleep(1.0)
 
                 player = play_into(tone(TONE_HZ, 0.25, RATE, level=TONE_LEVEL))
                 played = await first_loud(rig.microphone, player.started, 5)
+                bursts.append(played)
                 since = played - 0.03
                 wire = await mic_arrival(agent, since, 0, 10)
                 decoded = await mic_arrival(agent, since, 1, 10)
@@ -682,13 +813,21 @@ async def measure(
 
             # The steady tone: gaps, bytes and CPU.
             counts_before, cpu_before = await rig.link.counts(), client.cpu_seconds()
+            threads_before = client.thread_cpu_seconds()
             window_start = time.monotonic()
             sent = await agent.speak(args.seconds)
             await asyncio.sleep(max(0.0, window_start + args.seconds - time.monotonic()))
             counts_after, cpu_after = await rig.link.counts(), client.cpu_seconds()
+            case.send_jitter_ms = _send_jitter(agent, window_start)
             case.window_s = time.monotonic() - window_start
             case.counts = {k: counts_after[k] - counts_before[k] for k in counts_after}
             case.cpu_percent = 100 * (cpu_after - cpu_before) / case.window_s
+            threads_after = client.thread_cpu_seconds()
+            used = {
+                name: 100 * (seconds - threads_before.get(name, 0.0)) / case.window_s
+                for name, seconds in threads_after.items()
+            }
+            case.cpu_by_thread = dict(sorted(used.items(), key=lambda item: -item[1]))
             await quiet_after(rig.speaker, sent, 0.5, 15)
             loud = rig.speaker.loud_block_times(LOUD, since=sent)
             if loud:
@@ -702,6 +841,29 @@ async def measure(
             await rig.link.impair(Impairment())
             case.glitches = await client.stop()
             await agent.stop()
+            case.agent_to_playback_ms = _onset_delays(spoken, client.onsets["play"])
+            case.mic_to_transport_ms = _onset_delays(bursts, client.onsets["mic"])
+
+
+def _send_jitter(agent: AgentSide, since: float) -> float:
+    """How late the stand-in's 20 ms frames left, at worst for 1 in 20 (p95 of the lateness
+    against a steady 20 ms clock, ms); NaN for the websocket."""
+    times = np.array([t for t in getattr(agent, "frame_times", []) if t >= since])
+    if times.size < 10:
+        return float("nan")
+    grid = times[0] + 0.02 * np.arange(times.size)
+    lateness = (times - grid) - float(np.min(times - grid))
+    return float(1000 * np.percentile(lateness, 95))
+
+
+def _onset_delays(starts: list[float], onsets: list[float]) -> list[float]:
+    """ms from each start to the first onset after it (within a second)."""
+    delays = []
+    for start in starts:
+        after = [at for at in onsets if start <= at < start + 1.0]
+        if after:
+            delays.append(1000 * (after[0] - start))
+    return delays
 
 
 async def inside(args: argparse.Namespace) -> dict[str, Any]:
@@ -718,6 +880,8 @@ async def inside(args: argparse.Namespace) -> dict[str, Any]:
         ]
     if args.only in (None, "webrtc"):
         factories.append(WebrtcAgent)
+        if args.sdk_defaults:
+            factories.append(functools.partial(WebrtcAgent, True))
     rig = Rig(
         LinkControl(args.control),
         args.client_netns,
@@ -807,10 +971,18 @@ def report(result: dict[str, Any], args: argparse.Namespace, elapsed_s: float) -
     rows: list[tuple[str, Callable[[Case], str]]] = [
         ("mic-to-agent, ms: on the wire (median, range)", lambda c: _median(c.mic_to_agent_ms)),
         (
+            "- of which until our chunk goes to the transport",
+            lambda c: _median(c.mic_to_transport_ms),
+        ),
+        (
             "mic-to-agent, ms: decoded by the agent side",
             lambda c: _median(c.mic_to_agent_decoded_ms),
         ),
         ("agent-to-speaker, ms", lambda c: _median(c.agent_to_speaker_ms)),
+        (
+            "- of which until it reaches our playback queue",
+            lambda c: _median(c.agent_to_playback_ms),
+        ),
         (f"audible gaps >= {GAP_MS} ms, per minute", lambda c: f"{c.gaps_per_minute:.1f}"),
         (
             "- silent ms per minute / longest gap, ms",
@@ -830,6 +1002,14 @@ def report(result: dict[str, Any], args: argparse.Namespace, elapsed_s: float) -
         ("packets dropped by the link, down / up", lambda c: _dropped(c)),
         ("CPU, % of one core (client process)", lambda c: f"{c.cpu_percent:.1f}"),
         (
+            "- the agent side's sending: p95 lateness of its 20 ms frames, ms",
+            lambda c: "n/a" if c.send_jitter_ms != c.send_jitter_ms else f"{c.send_jitter_ms:.1f}",
+        ),
+        (
+            "- jitter buffer (NetEq) over the call, ms: mean delay / target / minimum",
+            lambda c: _jitter(c.glitches.get("jitter_buffer")),
+        ),
+        (
             "speaker underruns / mic overflows",
             lambda c: f"{c.glitches.get('underruns', '?')} / {c.glitches.get('overflows', '?')}",
         ),
@@ -846,15 +1026,25 @@ def report(result: dict[str, Any], args: argparse.Namespace, elapsed_s: float) -
         f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}: {psutil.cpu_count()} cores "
         f"({cpu}), Linux {platform.release()}, Python {platform.python_version()}; "
         f"PulseAudio null sinks. loss+jitter = {result['impaired']}, on the bench's "
-        "userspace link. Tone {args.seconds:g} s, {args.trials} latency trials; websocket "
+        f"userspace link. Tone {args.seconds:g} s, {args.trials} latency trials; websocket "
         f"pcm_16000 in {args.ws_chunk_ms} ms chunks, Nx = sent N times faster than real "
         f"time; WebRTC agent voice Opus {args.opus_kbps} kbit/s. Whole run "
         f"{elapsed_s / 60:.1f} min.",
     ]
+    lines += ["", "Client CPU by thread (% of one core during the tone; threads above 0.5 %):"]
+    for case in cases:
+        busy = [f"{name} {share:.1f}" for name, share in case.cpu_by_thread.items() if share >= 0.5]
+        lines.append(f"- {case.transport}, {label[case.condition]}: {', '.join(busy) or 'n/a'}")
     for case in cases:
         if case.error:
             lines.append(f"{case.transport}, {case.condition}: {case.error}")
     return "\n".join(lines)
+
+
+def _jitter(figures: Any) -> str:
+    if not figures:
+        return "n/a"
+    return f"{figures['delay_ms']:.0f} / {figures['target_ms']:.0f} / {figures['minimum_ms']:.0f}"
 
 
 def _dropped(case: Case) -> str:
@@ -961,6 +1151,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--ws-chunk-ms", type=int, default=250)
     parser.add_argument("--opus-kbps", type=int, default=32, help="the agent voice's Opus rate")
+    parser.add_argument(
+        "--sdk-defaults",
+        action="store_true",
+        help="also run WebRTC with the SDK's defaults (1 s source queue, 10 ms frames): "
+        "the media bridge before its tuning, for comparison",
+    )
     parser.add_argument("--loss", type=float, default=5.0, help="percent of packets lost, each way")
     parser.add_argument("--delay-ms", type=float, default=40.0)
     parser.add_argument("--jitter-ms", type=float, default=20.0)
@@ -987,6 +1183,7 @@ def inner_argv(args: argparse.Namespace) -> list[str]:
         *[str(s) for s in args.ws_speedup],
         f"--ws-chunk-ms={args.ws_chunk_ms}",
         f"--opus-kbps={args.opus_kbps}",
+        *(["--sdk-defaults"] if args.sdk_defaults else []),
         f"--loss={args.loss}",
         f"--delay-ms={args.delay_ms}",
         f"--jitter-ms={args.jitter_ms}",

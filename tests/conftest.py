@@ -56,16 +56,30 @@ def _no_leaked_threads() -> Iterator[None]:
     assert not leaked, f"threads left running: {[t.name for t in leaked]}"
 
 
-@pytest.fixture
-async def agent() -> AsyncIterator[object]:
+async def _local_agent(ping_interval_s: float | None) -> AsyncIterator[Any]:
     from voicedesk.localagent import AgentConfig, LocalAgentServer
 
-    server = LocalAgentServer(AgentConfig(ping_interval_s=0.2))
+    server = LocalAgentServer(AgentConfig(ping_interval_s=ping_interval_s))
     await server.start()
     try:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def agent() -> AsyncIterator[object]:
+    """The local agent on a free port, pinging every 0.2 s."""
+    async for server in _local_agent(0.2):
+        yield server
+
+
+@pytest.fixture
+async def quiet_agent() -> AsyncIterator[object]:
+    """The local agent on a free port, never pinging (tests that count the frames sent,
+    or run long against it)."""
+    async for server in _local_agent(None):
+        yield server
 
 
 # --------------------------------------------------------------------------- the official contract

@@ -10,7 +10,6 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from tests.audio.pulse import play_into
 from tests.conftest import scaled
 from tests.console.test_console import VOICEDESK
-from voicedesk.localagent import AgentConfig, LocalAgentServer
+from voicedesk.localagent import LocalAgentServer
 
 pytestmark = [pytest.mark.usefixtures("pulse"), pytest.mark.timeout(240, method="thread")]
 RATE = 16000
@@ -91,16 +90,6 @@ class Console:
         return list(psutil.Process(self.proc.pid).net_connections(kind="inet"))
 
 
-@pytest.fixture
-async def agent() -> AsyncIterator[LocalAgentServer]:
-    server = LocalAgentServer(AgentConfig(ping_interval_s=None))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 async def open_console(server: LocalAgentServer, *args: str) -> Console:
     proc = await asyncio.create_subprocess_exec(
         *VOICEDESK,
@@ -155,9 +144,9 @@ needs_hotword = pytest.mark.skipif(
 
 @needs_hotword
 async def test_hey_eleven_starts_a_conversation_twice_and_near_misses_do_not(
-    agent: LocalAgentServer,
+    quiet_agent: LocalAgentServer,
 ) -> None:
-    console = await open_console(agent, "--wake-word")
+    console = await open_console(quiet_agent, "--wake-word")
     try:
         await console.wait_for("Listening for “Hey Eleven”…", timeout=60)
         assert "nothing leaves this computer until you say it" in console.out
@@ -172,14 +161,14 @@ async def test_hey_eleven_starts_a_conversation_twice_and_near_misses_do_not(
             await speak(with_silence(say(phrase)))
         await asyncio.sleep(1.5)
         assert "Heard" not in console.out, console.out
-        assert agent.sessions == []
+        assert quiet_agent.sessions == []
 
         # "Hey Eleven": a chime, a conversation, the greeting.
         ended_at = await say_hotword(console, 1)
         await console.wait_for("Connected (voice and text")
         first_connected = time.monotonic() - ended_at
         await console.wait_for("Agent: Hi there")
-        session = await agent.next_session(timeout=scaled(5), after=0)
+        session = await quiet_agent.next_session(timeout=scaled(5), after=0)
         assert session.initiation is not None
         # The agent ends the call: back to listening, the devices still open.
         await console.send("bye")
@@ -191,7 +180,7 @@ async def test_hey_eleven_starts_a_conversation_twice_and_near_misses_do_not(
         # A second "hey eleven": a second conversation.
         await say_hotword(console, 2, voice="en-gb")
         await console.wait_for("Connected (voice and text", count=2)
-        await agent.next_session(timeout=scaled(5), after=1)
+        await quiet_agent.next_session(timeout=scaled(5), after=1)
         await console.send("/end")
         await console.wait_for("Disconnected: You ended the conversation.")
         await console.wait_for("Listening for “Hey Eleven”…", count=3)
@@ -232,8 +221,8 @@ async def test_an_error_is_said_and_the_loop_listens_again() -> None:
     assert code == 0, console.out
 
 
-async def test_an_unknown_hotword_is_a_sentence(agent: LocalAgentServer) -> None:
-    console = await open_console(agent, "--wake-word", "hey_nobody")
+async def test_an_unknown_hotword_is_a_sentence(quiet_agent: LocalAgentServer) -> None:
+    console = await open_console(quiet_agent, "--wake-word", "hey_nobody")
     code = await close_console(console)
     assert code == 1
     assert "There is no hotword called 'hey_nobody'" in console.out
@@ -243,12 +232,12 @@ async def test_an_unknown_hotword_is_a_sentence(agent: LocalAgentServer) -> None
 # --------------------------------------------------------------------------- push-to-talk
 
 
-async def test_push_to_talk_sends_silence_until_talking(agent: LocalAgentServer) -> None:
-    console = await open_console(agent, "--push-to-talk")
+async def test_push_to_talk_sends_silence_until_talking(quiet_agent: LocalAgentServer) -> None:
+    console = await open_console(quiet_agent, "--push-to-talk")
     try:
         await console.wait_for("Connected (voice and text")
         assert "(push-to-talk: the microphone sends silence; /talk to talk)" in console.out
-        session = await agent.next_session(timeout=scaled(5), after=0)
+        session = await quiet_agent.next_session(timeout=scaled(5), after=0)
         await console.wait_for("Agent: Hi there")
         speech = say("this is me talking to the agent, one two three four five six seven")
         player = play_into(np.tile(speech, 3), RATE)
@@ -281,7 +270,7 @@ async def test_push_to_talk_sends_silence_until_talking(agent: LocalAgentServer)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminal")
-async def test_ctrl_t_toggles_push_to_talk_in_a_terminal(agent: LocalAgentServer) -> None:
+async def test_ctrl_t_toggles_push_to_talk_in_a_terminal(quiet_agent: LocalAgentServer) -> None:
     import pty
 
     from tests.console.test_console import _take_terminal
@@ -292,7 +281,7 @@ async def test_ctrl_t_toggles_push_to_talk_in_a_terminal(agent: LocalAgentServer
             *VOICEDESK,
             "console",
             "--server-url",
-            agent.http_url,
+            quiet_agent.http_url,
             "--agent-id",
             "demo",
             "--push-to-talk",

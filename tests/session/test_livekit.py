@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import numpy as np
@@ -16,13 +16,20 @@ from livekit import rtc
 
 from tests.conftest import scaled
 from tests.session.helpers import Recorder, RecordingAudioPort
-from voicedesk.localagent import AgentConfig, LocalAgentServer
+from voicedesk.localagent import LocalAgentServer
+from voicedesk.localagent.server import frame_observers
 from voicedesk.protocol.errors import DisconnectReason
 from voicedesk.protocol.events import UserTranscript
 from voicedesk.protocol.machine import Connected, Disconnected, ModeChanged, Status
 from voicedesk.session import Conversation, ConversationOptions, TransportNotice
 from voicedesk.session.endpoints import EndpointError, livekit_url
-from voicedesk.session.livekit import AudibleGate, MediaBridge, Room, conversation_id_of
+from voicedesk.session.livekit import (
+    AudibleGate,
+    MediaBridge,
+    Room,
+    _LiveKitMedia,
+    conversation_id_of,
+)
 from voicedesk.tools import ClientTool, ToolDefinition, ToolRegistry
 
 RATE = 48000
@@ -35,6 +42,14 @@ def tone(ms: float, level: float = 0.3, hz: float = 440.0) -> bytes:
 
 def silence(ms: float) -> bytes:
     return bytes(2 * int(RATE * ms / 1000))
+
+
+def to_the_contract_check(direction: str, message: Any) -> None:
+    """Every data packet through the fake room, both ways, goes to the contract check that
+    sees the local agent's websocket frames (``tests/conftest.py``; ``direction``:
+    ``"server"`` for the agent's, ``"client"`` for ours)."""
+    for observe in frame_observers:
+        observe(direction, message)
 
 
 class FakeRoom:
@@ -97,7 +112,9 @@ class FakeMedia:
     async def publish_data(self, data: bytes) -> None:
         if self.fail_publish_data:
             raise ConnectionError("data channel closed")
-        self.data.append(json.loads(data))
+        message = json.loads(data)
+        to_the_contract_check("client", message)
+        self.data.append(message)
 
     def types(self) -> list[str]:
         return [m["type"] for m in self.data]
@@ -107,7 +124,7 @@ class Call:
     """A WebRTC conversation with the fake room, a recording audio port and the local
     agent (for the token)."""
 
-    def __init__(self, agent: LocalAgentServer, **options: Any) -> None:
+    def __init__(self, quiet_agent: LocalAgentServer, **options: Any) -> None:
         self.room = FakeRoom()
         self.media = FakeMedia()
         self.audio = RecordingAudioPort()
@@ -115,7 +132,7 @@ class Call:
         self.conversation = Conversation(
             ConversationOptions(
                 agent_id="agent_1",
-                server_url=agent.http_url,
+                server_url=quiet_agent.http_url,
                 transport="webrtc",
                 livekit_url="ws://127.0.0.1:7880",
                 **options,
@@ -131,17 +148,8 @@ class Call:
 
     def say(self, message: dict[str, Any]) -> None:
         """The agent sends a JSON event as a data packet."""
+        to_the_contract_check("server", message)
         self.room.emit("data_received", json.dumps(message).encode())
-
-
-@pytest.fixture
-async def agent() -> AsyncIterator[LocalAgentServer]:
-    server = LocalAgentServer(AgentConfig(ping_interval_s=None))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def until(check: Callable[[], bool], timeout: float = 2.0) -> None:
@@ -152,9 +160,9 @@ async def until(check: Callable[[], bool], timeout: float = 2.0) -> None:
 
 
 async def test_the_initiation_goes_first_and_the_room_names_the_conversation(
-    agent: LocalAgentServer,
+    quiet_agent: LocalAgentServer,
 ) -> None:
-    call = Call(agent)
+    call = Call(quiet_agent)
     assert await call.conversation.start()
     assert call.conversation.status is Status.CONNECTED
     assert call.conversation.conversation_id == "conv_0123abcdEF"
@@ -162,9 +170,9 @@ async def test_the_initiation_goes_first_and_the_room_names_the_conversation(
     assert call.media.types()[0] == "conversation_initiation_client_data"
     assert call.media.published, "the microphone is a published track"
     # The token came from the agent's service, for this agent; the room got it.
-    assert call.room.token in agent.tokens
-    assert agent.token_queries[0]["agent_id"] == ["agent_1"]
-    assert agent.token_queries[0]["source"] == ["voicedesk"]
+    assert call.room.token in quiet_agent.tokens
+    assert quiet_agent.token_queries[0]["agent_id"] == ["agent_1"]
+    assert quiet_agent.token_queries[0]["source"] == ["voicedesk"]
     assert call.room.url == "ws://127.0.0.1:7880"
     # Both directions are pcm_48000.
     assert call.audio.formats is not None
@@ -172,8 +180,8 @@ async def test_the_initiation_goes_first_and_the_room_names_the_conversation(
     await call.conversation.end()
 
 
-async def test_the_microphone_is_a_track_never_a_message(agent: LocalAgentServer) -> None:
-    call = Call(agent)
+async def test_the_microphone_is_a_track_never_a_message(quiet_agent: LocalAgentServer) -> None:
+    call = Call(quiet_agent)
     assert await call.conversation.start()
     assert call.audio.sink is not None
     for _ in range(5):
@@ -186,9 +194,9 @@ async def test_the_microphone_is_a_track_never_a_message(agent: LocalAgentServer
 
 
 async def test_the_agents_voice_plays_from_its_track_and_audio_events_only_align(
-    agent: LocalAgentServer,
+    quiet_agent: LocalAgentServer,
 ) -> None:
-    call = Call(agent)
+    call = Call(quiet_agent)
     assert await call.conversation.start()
     call.room.emit("track_subscribed", Track(), object(), Participant("agent-xyz"))
     speech = tone(100)
@@ -203,14 +211,19 @@ async def test_the_agents_voice_plays_from_its_track_and_audio_events_only_align
     assert 300 <= heard_ms <= 500, f"{heard_ms} ms of the silence after the reply played"
     # An audio event's payload (if any) is not played again: the track carries the voice.
     call.say({"type": "audio", "audio_event": {"audio_base_64": "AAAA", "event_id": 1}})
-    call.say({"type": "user_transcript", "user_transcription_event": {"user_transcript": "hi"}})
+    call.say(
+        {
+            "type": "user_transcript",
+            "user_transcription_event": {"user_transcript": "hi", "event_id": 2},
+        }
+    )
     await call.events.wait_for(UserTranscript)
     assert b"\x00\x00\x00" not in b"".join(call.audio.played)[len(played) :]
     await call.conversation.end()
 
 
-async def test_a_track_of_another_participant_is_not_played(agent: LocalAgentServer) -> None:
-    call = Call(agent)
+async def test_a_track_of_another_participant_is_not_played(quiet_agent: LocalAgentServer) -> None:
+    call = Call(quiet_agent)
     assert await call.conversation.start()
     call.room.emit("track_subscribed", Track(), object(), Participant("someone-else"))
     await call.media.agent.put(tone(100))
@@ -220,9 +233,9 @@ async def test_a_track_of_another_participant_is_not_played(agent: LocalAgentSer
 
 
 async def test_the_agent_leaving_ends_the_call_as_ended_by_the_agent(
-    agent: LocalAgentServer,
+    quiet_agent: LocalAgentServer,
 ) -> None:
-    call = Call(agent)
+    call = Call(quiet_agent)
     assert await call.conversation.start()
     call.room.emit("participant_disconnected", Participant("someone-else"))
     await asyncio.sleep(0.05)
@@ -244,9 +257,9 @@ async def test_the_agent_leaving_ends_the_call_as_ended_by_the_agent(
     ],
 )
 async def test_the_room_closing_ends_the_call(
-    agent: LocalAgentServer, reason: str, expected: DisconnectReason
+    quiet_agent: LocalAgentServer, reason: str, expected: DisconnectReason
 ) -> None:
-    call = Call(agent)
+    call = Call(quiet_agent)
     assert await call.conversation.start()
     call.room.emit("disconnected", reason)
     details = await call.conversation.wait_disconnected()
@@ -257,9 +270,9 @@ async def test_the_room_closing_ends_the_call(
         assert "lost" in details.message.lower() or "connection" in details.message.lower()
 
 
-async def test_a_tool_call_round_trips_as_data(agent: LocalAgentServer) -> None:
+async def test_a_tool_call_round_trips_as_data(quiet_agent: LocalAgentServer) -> None:
     tools = ToolRegistry([ClientTool(ToolDefinition("get_time", "the time"), lambda p: "noon")])
-    call = Call(agent, tools=tools)
+    call = Call(quiet_agent, tools=tools)
     assert await call.conversation.start()
     call.say(
         {
@@ -284,9 +297,9 @@ async def test_a_tool_call_round_trips_as_data(agent: LocalAgentServer) -> None:
 
 
 async def test_mute_volume_and_the_mode_work_as_over_the_websocket(
-    agent: LocalAgentServer,
+    quiet_agent: LocalAgentServer,
 ) -> None:
-    call = Call(agent)
+    call = Call(quiet_agent)
     assert await call.conversation.start()
     call.conversation.set_mic_muted(True)
     call.conversation.set_volume(0.4)
@@ -301,9 +314,9 @@ async def test_mute_volume_and_the_mode_work_as_over_the_websocket(
 
 
 async def test_a_failed_initiation_fails_the_start_with_a_sentence(
-    agent: LocalAgentServer,
+    quiet_agent: LocalAgentServer,
 ) -> None:
-    call = Call(agent)
+    call = Call(quiet_agent)
     call.media.fail_publish_data = True
     assert not await call.conversation.start()
     (event,) = call.events.of_type(Disconnected)
@@ -313,9 +326,9 @@ async def test_a_failed_initiation_fails_the_start_with_a_sentence(
 
 
 async def test_a_room_that_cannot_be_joined_fails_the_start_with_a_sentence(
-    agent: LocalAgentServer,
+    quiet_agent: LocalAgentServer,
 ) -> None:
-    call = Call(agent)
+    call = Call(quiet_agent)
     call.room.fail_connect = ConnectionError("refused")
     assert not await call.conversation.start()
     (event,) = call.events.of_type(Disconnected)
@@ -323,28 +336,28 @@ async def test_a_room_that_cannot_be_joined_fails_the_start_with_a_sentence(
     assert "--transport websocket" in event.details.message
 
 
-async def test_a_private_agents_token_needs_its_key(agent: LocalAgentServer) -> None:
-    agent.config.api_key = "sk_right"
-    call = Call(agent)
+async def test_a_private_agents_token_needs_its_key(quiet_agent: LocalAgentServer) -> None:
+    quiet_agent.config.api_key = "sk_right"
+    call = Call(quiet_agent)
     assert not await call.conversation.start()
     sentence = call.events.of_type(Disconnected)[0].details.message
     assert "API key" in sentence
     assert "sk_right" not in sentence
-    call = Call(agent, api_key="sk_right")
+    call = Call(quiet_agent, api_key="sk_right")
     assert await call.conversation.start()
-    assert call.room.token in agent.tokens
+    assert call.room.token in quiet_agent.tokens
     await call.conversation.end()
 
 
 async def test_text_only_over_webrtc_uses_the_websocket_and_says_so(
-    agent: LocalAgentServer,
+    quiet_agent: LocalAgentServer,
 ) -> None:
-    call = Call(agent, text_only=True)
+    call = Call(quiet_agent, text_only=True)
     assert await call.conversation.start()
     (notice,) = call.events.of_type(TransportNotice)
     assert "websocket" in notice.message
     assert call.room.token is None, "no room was joined"
-    assert agent.sessions, "the conversation runs over the local agent's websocket"
+    assert quiet_agent.sessions, "the conversation runs over the local agent's websocket"
     await call.conversation.end()
 
 
@@ -387,18 +400,39 @@ def test_the_gate_plays_a_reply_with_its_pauses_and_drops_the_silence_after() ->
 
 
 async def test_the_local_agent_without_a_livekit_server_uses_the_websocket(
-    agent: LocalAgentServer,
+    quiet_agent: LocalAgentServer,
 ) -> None:
     audio = RecordingAudioPort()
     conversation = Conversation(
-        ConversationOptions(agent_id="demo", server_url=agent.http_url, transport="webrtc"),
+        ConversationOptions(agent_id="demo", server_url=quiet_agent.http_url, transport="webrtc"),
         audio=audio,
     )
     events = Recorder(conversation)
     assert await conversation.start()
     (notice,) = events.of_type(TransportNotice)
     assert "the local agent (it has no LiveKit server) uses the websocket" in notice.message
-    assert agent.sessions
-    assert not agent.token_queries
+    assert quiet_agent.sessions
+    assert not quiet_agent.token_queries
     assert audio.formats is not None, "voice runs, over the websocket"
     await conversation.end()
+
+
+async def test_the_microphone_reaches_the_sdk_in_10_ms_frames_whatever_the_chunk() -> None:
+    """The SDK's direct capture (no queue: no added latency) takes 10 ms frames only; a
+    chunk of another length is cut into them and its remainder goes with the next one,
+    so no microphone audio is lost or refused."""
+    media = _LiveKitMedia(object())
+    frames: list[bytes] = []
+    capture = media._source.capture_frame
+
+    async def counted(frame: rtc.AudioFrame) -> None:
+        await capture(frame)  # the real source: refuses anything but 10 ms
+        frames.append(bytes(frame.data.cast("B")))
+
+    media._source.capture_frame = counted  # type: ignore[method-assign]
+    speech = tone(100)
+    for start in range(0, len(speech), 2 * 1200):  # 25 ms chunks
+        await media.send(speech[start : start + 2 * 1200])
+    assert [len(f) for f in frames] == [2 * 480] * 10
+    assert b"".join(frames) == speech
+    await media._source.aclose()

@@ -111,7 +111,9 @@ class AgentBridge:
 async def serve(console_args: list[str] | None) -> int:
     agent = LocalAgentServer(AgentConfig())
     await agent.start()
-    standin = LiveKitStandIn(room_name=f"RM_conv_{abs(hash(agent.http_url)) % 10**8:08d}")
+    standin = LiveKitStandIn(
+        room_name=f"RM_conv_{abs(hash(agent.http_url)) % 10**8:08d}", check_contract=True
+    )
     await standin.start()
     bridge = AgentBridge(agent, standin)
     command = [
@@ -136,7 +138,12 @@ async def serve(console_args: list[str] | None) -> int:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "voicedesk", *command[1:], *console_args
         )
-        return await proc.wait()
+        code = await proc.wait()
+        # Every data packet of the call, both ways, against the official contract.
+        for violation in standin.contract_violations:
+            print(f"contract violation: {violation}", file=sys.stderr, flush=True)
+        print(f"contract: {standin.contract_checked} data packets checked", file=sys.stderr)
+        return code or (3 if standin.contract_violations else 0)
     finally:
         await bridge.close()
         await standin.stop()

@@ -14,7 +14,8 @@ What a test can do:
   chunks (48 kHz mono int16), :meth:`LiveKitStandIn.wait_for_microphone` waits for sound;
 - exchange data packets: :meth:`LiveKitStandIn.send_data` sends a reliable user packet as
   the agent, :attr:`LiveKitStandIn.on_data` / :attr:`LiveKitStandIn.received_data` see the
-  client's packets;
+  client's packets; with ``check_contract=True`` every packet both ways is validated
+  against the official contract (:attr:`LiveKitStandIn.contract_violations`);
 - end the call: :meth:`LiveKitStandIn.agent_leave` (the agent leaves the room),
   :meth:`LiveKitStandIn.end_room` (the server tells the client to leave),
   :meth:`LiveKitStandIn.drop` (signalling and media cut without a word).
@@ -235,8 +236,16 @@ class LiveKitStandIn:
         on_data: DataHook | None = None,
         agent_in_room: bool = True,
         on_microphone: Callable[[PcmArray], None] | None = None,
+        check_contract: bool = False,
     ) -> None:
         self.room_name = room_name or f"conv_{secrets.token_hex(8)}"
+        #: Whether every data packet, both ways, must be a JSON message of the official
+        #: contract (``tests/contract.py``, when the contract is there): what is not is
+        #: listed in :attr:`contract_violations`.
+        self.check_contract = check_contract
+        self.contract_violations: list[str] = []
+        #: How many packets were validated (0: the contract was not there, or no packet).
+        self.contract_checked = 0
         #: False until :meth:`agent_join` when the stand-in was made with
         #: ``agent_in_room=False`` (the agent joins after the client, as ElevenLabs' does).
         self.agent_in_room = agent_in_room
@@ -350,6 +359,7 @@ class LiveKitStandIn:
         await asyncio.wait_for(self.data_channel_open.wait(), timeout=10)
         if self._channel is None or self._channel.readyState != "open":
             raise RuntimeError("the client's data channel is not open")
+        self._validate("server", payload)
         self._data_sequence += 1
         packet = lk_models.DataPacket(
             kind=lk_models.DataPacket.Kind.RELIABLE,
@@ -724,8 +734,30 @@ class LiveKitStandIn:
             received_at=time.monotonic(),
         )
         self.received_data.append(received)
+        self._validate("client", received.payload)
         if self.on_data is not None:
             self.on_data(received)
+
+    def _validate(self, direction: str, payload: bytes) -> None:
+        """Check one data packet against the contract (``direction``: ``"server"``, the
+        agent's; ``"client"``, the client's)."""
+        if not self.check_contract:
+            return
+        from tests import contract
+
+        if not contract.available():
+            return
+        self.contract_checked += 1
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            self.contract_violations.append(f"{direction}: not JSON: {payload[:80]!r}")
+            return
+        kind = contract.key_of(message) or "?"
+        for error in contract.validate(direction, message):
+            self.contract_violations.append(
+                f"{direction} {kind}: {error} ({contract.excerpt(message)})"
+            )
 
     async def _listen_to_microphone(self, track: MediaStreamTrack) -> None:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE_HZ)

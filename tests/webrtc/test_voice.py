@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from tests import contract
 from tests.audio.pulse import SinkRecorder
 from tests.conftest import scaled
 from tests.webrtc.conftest import Runner, require_namespaces
@@ -41,6 +42,10 @@ def test_a_voice_conversation_over_webrtc(namespace_runner: Runner) -> None:
     assert m["barge_in_ms"] <= BARGE_IN_BUDGET_MS, m
     # The agent leaving ends the call as ended by the agent.
     assert m["ended_by"] == "agent"
+    # Every data packet, both ways, followed the official contract.
+    assert m["contract_violations"] == []
+    if contract.available():
+        assert m["contract_checked"] >= 8, "the room's data packets were not validated"
     # ICE stayed inside the namespace.
     addresses = {line.split()[4] for line in m["client_candidates"]}
     assert addresses == {PRIVATE_ADDRESS}
@@ -69,6 +74,7 @@ def test_the_console_holds_a_spoken_conversation_over_webrtc() -> None:
         speaker.stop()
     out = result.stdout
     assert result.returncode == 0, f"{out}\n{result.stderr[-4000:]}"
+    assert "contract violation" not in result.stderr, result.stderr[-4000:]
     assert "Connected (voice and text" in out, out
     assert "[connection]" not in out, "WebRTC was used, not the websocket"
     assert "Agent: Hi there" in out

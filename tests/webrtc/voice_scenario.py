@@ -98,7 +98,7 @@ async def run() -> dict[str, Any]:
     results: dict[str, Any] = {"ok": False}
     tokens = LocalAgentServer(AgentConfig(ping_interval_s=None))
     await tokens.start()
-    standin = LiveKitStandIn(room_name="RM_conv_0a1b2c3d")
+    standin = LiveKitStandIn(room_name="RM_conv_0a1b2c3d", check_contract=True)
     agent = ScriptedAgent(standin)
     standin.on_data = agent.on_data
     await standin.start()
@@ -199,6 +199,10 @@ async def run() -> dict[str, Any]:
         await engine.close()
         await standin.stop()
         await tokens.stop()
+    # Every JSON message that crossed the room, both ways, against the official contract.
+    results["contract_checked"] = standin.contract_checked
+    results["contract_violations"] = standin.contract_violations
+    results["ok"] = results["ok"] and not standin.contract_violations
     return results
 
 

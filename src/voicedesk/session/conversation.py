@@ -70,13 +70,13 @@ from voicedesk.session.events import (
     TransportNotice,
     UserTextSent,
 )
-from voicedesk.session.livekit import AUDIO_FORMAT as WEBRTC_AUDIO_FORMAT
 from voicedesk.session.livekit import LiveKitTransport, MediaBridge, Room
 from voicedesk.session.transport import (
     StartFailure,
     Transport,
     TransportClosed,
     TransportError,
+    TransportMedia,
     WebSocketTransport,
 )
 from voicedesk.tools.permissions import REFUSED_NO_ANSWER
@@ -296,12 +296,13 @@ class Conversation:
             await self._run_reader_until_closed()
             return False
         self._core.connection_opened()
-        if isinstance(transport, LiveKitTransport):
-            transport.set_audio_handler(self._play_agent_audio)
+        media = transport.media
+        if media is not None:
+            media.set_audio_handler(self._play_agent_audio)
             if not await self._send_initiation(transport):
                 return False
             # The room stands for the metadata (which may come too, and then wins).
-            self._core.room_joined(transport.conversation_id, WEBRTC_AUDIO_FORMAT)
+            self._core.room_joined(media.conversation_id, media.audio_format)
         self._spawn(self._writer())
         reader = self._spawn(self._reader())
         self._pump()
@@ -410,8 +411,9 @@ class Conversation:
     # ------------------------------------------------------------------ AudioSink
 
     def on_mic_audio(self, audio: bytes) -> None:
-        if isinstance(self._transport, LiveKitTransport):
-            self._transport.send_audio(audio)  # a track, not user_audio_chunk messages
+        media = self._media()
+        if media is not None:
+            media.send_audio(audio)  # a track, not user_audio_chunk messages
             return
         self._send(self._core.send_user_audio(audio))
 
@@ -518,8 +520,13 @@ class Conversation:
                 return False
         return True
 
+    def _media(self) -> TransportMedia | None:
+        """The audio the transport carries itself (WebRTC's tracks); ``None`` when the
+        voice travels in the messages (the websocket)."""
+        return self._transport.media if self._transport is not None else None
+
     def _play_agent_audio(self, pcm: bytes) -> None:
-        """The agent's voice from the room's track (WebRTC)."""
+        """The agent's voice from the transport's own audio (WebRTC's track)."""
         if self._audio is not None and self._audio_running:
             self._audio.play(pcm)
         elif not self._text_only and self._core.status is Status.CONNECTING:
@@ -692,8 +699,8 @@ class Conversation:
                     # Nothing to start: connected now, before the greeting that follows
                     # the metadata is read (listeners see Connected first).
                     self._core.audio_ready()
-            case AgentAudio() if isinstance(self._transport, LiveKitTransport):
-                pass  # alignment only: the voice plays from the room's track
+            case AgentAudio() if self._media() is not None:
+                pass  # alignment only: the voice plays from the transport's own audio
             case AgentAudio(audio=audio):
                 if self._audio is not None and self._audio_running:
                     self._audio.play(audio)
@@ -701,8 +708,9 @@ class Conversation:
                     self._audio_backlog.append(audio)
             case Interruption():
                 self._audio_backlog.clear()
-                if isinstance(self._transport, LiveKitTransport):
-                    self._transport.interrupt()
+                media = self._media()
+                if media is not None:
+                    media.interrupt()
                 if self._audio is not None and self._audio_running:
                     self._audio.interrupt()
             case ClientToolCall():

@@ -113,13 +113,21 @@ def conversation_url(
     base = urlunsplit(
         (_ws_scheme(parts.scheme), parts.netloc, parts.path + CONVERSATION_PATH, "", "")
     )
-    deployment = _deployment(environment, branch_id)
+    return _for_agent(base, agent_id, source, version, environment, branch_id)
+
+
+def _for_agent(
+    base: str,
+    agent_id: str,
+    source: str,
+    version: str,
+    environment: str | None,
+    branch_id: str | None,
+) -> str:
+    """``base`` with the query both conversation endpoints take: the agent, who asks
+    (``source``, ``version``), and the agent's deployment where set."""
+    deployment = {k: v for k, v in (("environment", environment), ("branch_id", branch_id)) if v}
     return with_query(base, agent_id=agent_id, source=source, version=version, **deployment)
-
-
-def _deployment(environment: str | None, branch_id: str | None) -> dict[str, str]:
-    """The agent's deployment as query parameters, those that are set."""
-    return {k: v for k, v in (("environment", environment), ("branch_id", branch_id)) if v}
 
 
 def checked_signed_url(signed_url: str, source: str, version: str) -> str:
@@ -144,8 +152,7 @@ def token_url(
     """Where to ask for a WebRTC conversation token (``GET``, with ``xi-api-key`` for a
     private agent)."""
     base = http_base(normalize_server_url(server_url)) + TOKEN_PATH
-    deployment = _deployment(environment, branch_id)
-    return with_query(base, agent_id=agent_id, source=source, version=version, **deployment)
+    return _for_agent(base, agent_id, source, version, environment, branch_id)
 
 
 def livekit_url(

@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
 
 from voicedesk.protocol.formats import AudioFormat, parse_audio_format
-from voicedesk.session.transport import TransportClosed, TransportError
+from voicedesk.session.transport import AudioHandler, TransportClosed, TransportError
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +35,16 @@ AUDIBLE_PEAK = 300
 AUDIBLE_HANGOVER_MS = 400
 #: After an interruption, the track must be quiet this long before it plays again.
 INTERRUPTED_SETTLE_MS = 120
+#: The SDK's direct capture takes 10 ms frames.
+SOURCE_FRAME_SAMPLES = AUDIO_FORMAT.sample_rate // 100
+#: The agent's track comes to Python in frames this long (the SDK's default; each frame
+#: is a call from the SDK's thread into Python). 20 ms cost 2-5 points less CPU but made
+#: the agent's first sound 11-30 ms later, and less regular (bench/README.md).
+AGENT_FRAME_MS = 10
 MIC_QUEUE_CHUNKS = 25  # microphone chunks waiting for the room at most (~0.5 s)
 #: The room's disconnect reasons that mean the service ended the call (others: lost).
 ENDED_BY_SERVER = frozenset({"ROOM_DELETED", "ROOM_CLOSED", "PARTICIPANT_REMOVED"})
 _CONVERSATION_ID = re.compile(r"conv_[A-Za-z0-9]+")
-
-AudioHandler = Callable[[bytes], None]
 
 
 class Room(Protocol):
@@ -190,8 +194,17 @@ class LiveKitTransport:
             self._spawn(self._send_microphone())
 
     @property
+    def media(self) -> LiveKitTransport:
+        """The room's tracks carry the voice (:class:`TransportMedia`)."""
+        return self
+
+    @property
     def conversation_id(self) -> str:
         return conversation_id_of(self._room.name if self._room is not None else "")
+
+    @property
+    def audio_format(self) -> AudioFormat:
+        return AUDIO_FORMAT
 
     async def send(self, message: str) -> None:
         if not self._open or self._media is None:
@@ -216,7 +229,7 @@ class LiveKitTransport:
     def closed_with(self) -> tuple[int | None, str | None]:
         return self._closed_with
 
-    # ------------------------------------------------------------------ audio
+    # ------------------------------------------------------------------ TransportMedia
 
     def set_audio_handler(self, handler: AudioHandler | None) -> None:
         """Where the agent's voice goes (pcm_48000), audible parts only."""
@@ -349,7 +362,10 @@ class _LiveKitMedia:
 
         self._rtc = rtc
         self._room = room
-        self._source = rtc.AudioSource(AUDIO_FORMAT.sample_rate, 1)
+        # No queue in the SDK: each 10 ms frame goes straight to the encoder (its queue,
+        # 1 s by default, fills on every late chunk and never drains: latency).
+        self._source = rtc.AudioSource(AUDIO_FORMAT.sample_rate, 1, queue_size_ms=0)
+        self._partial = b""
 
     async def publish_microphone(self) -> None:
         rtc = self._rtc
@@ -358,12 +374,23 @@ class _LiveKitMedia:
         await self._room.local_participant.publish_track(track, options)
 
     async def send(self, pcm: bytes) -> None:
-        samples = len(pcm) // 2
-        frame = self._rtc.AudioFrame(pcm, AUDIO_FORMAT.sample_rate, 1, samples)
-        await self._source.capture_frame(frame)
+        step = 2 * SOURCE_FRAME_SAMPLES
+        data = self._partial + pcm if self._partial else pcm
+        whole = len(data) - len(data) % step
+        self._partial = data[whole:]  # a chunk that is not a multiple of 10 ms
+        for start in range(0, whole, step):
+            frame = self._rtc.AudioFrame(
+                data[start : start + step], AUDIO_FORMAT.sample_rate, 1, SOURCE_FRAME_SAMPLES
+            )
+            await self._source.capture_frame(frame)
 
     async def agent_audio(self, track: Any) -> AsyncGenerator[bytes, None]:
-        stream = self._rtc.AudioStream(track, sample_rate=AUDIO_FORMAT.sample_rate, num_channels=1)
+        stream = self._rtc.AudioStream(
+            track,
+            sample_rate=AUDIO_FORMAT.sample_rate,
+            num_channels=1,
+            frame_size_ms=AGENT_FRAME_MS,
+        )
         try:
             async for event in stream:
                 yield bytes(event.frame.data.cast("B"))

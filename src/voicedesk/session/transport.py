@@ -2,8 +2,9 @@
 connection.
 
 A :class:`Transport` carries the protocol's JSON messages both ways and says why it
-closed; the protocol rules stay in the core whatever carries them. Today's transport is
-the websocket (:class:`WebSocketTransport`); the seam is where WebRTC goes next to it.
+closed; the protocol rules stay in the core whatever carries them. The websocket
+(:class:`WebSocketTransport`) carries the voice in the messages; a transport with audio of
+its own (WebRTC, ``session/livekit.py``) has a :class:`TransportMedia` side as well.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Protocol
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from voicedesk.protocol.formats import AudioFormat
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +48,39 @@ class TransportClosed(Exception):
     """A message could not be sent: the connection is gone."""
 
 
+AudioHandler = Callable[[bytes], None]
+
+
+class TransportMedia(Protocol):
+    """The audio side of a transport that carries the voice itself, beside the messages
+    (WebRTC's tracks): the microphone goes to it rather than into ``user_audio_chunk``
+    messages, and the agent's voice comes from it rather than from ``audio`` events."""
+
+    @property
+    def audio_format(self) -> AudioFormat:
+        """The audio's format, both ways."""
+
+    @property
+    def conversation_id(self) -> str:
+        """The conversation's id, known once open (before any metadata)."""
+
+    def set_audio_handler(self, handler: AudioHandler | None) -> None:
+        """Where the agent's voice goes (audible parts only)."""
+
+    def send_audio(self, pcm: bytes) -> None:
+        """The microphone (after echo cancellation), in :attr:`audio_format`."""
+
+    def interrupt(self) -> None:
+        """The agent was interrupted: drop the rest of its reply still arriving."""
+
+
 class Transport(Protocol):
     """One connection to an agent, opened once and closed once."""
+
+    @property
+    def media(self) -> TransportMedia | None:
+        """The audio the transport carries itself; ``None`` when the voice travels in
+        the messages (the websocket)."""
 
     async def open(self) -> None:
         """Connect; raises :class:`TransportError` with a sentence for the user."""
@@ -71,6 +105,9 @@ class Transport(Protocol):
 
 class WebSocketTransport:
     """The protocol over one websocket (``wss://…/v1/convai/conversation``)."""
+
+    #: The voice travels in the messages (``user_audio_chunk``, ``audio``).
+    media: TransportMedia | None = None
 
     def __init__(
         self,
